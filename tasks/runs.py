@@ -1,0 +1,188 @@
+"""The one place that records a run, whoever starts it: queue, claim, finish, fail, lose.
+
+Both backends (APScheduler threads and Celery workers) and "run now" go through here, so a
+run looks the same in the admin whichever mode executed it. Every function needs an app context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback as tb
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.models import ACTIVE_STATUSES, Job, JobRun
+from webapp.models.clock import to_db, utcnow
+
+from . import registry
+
+log = logging.getLogger(__name__)
+MAX_RESULT_BYTES = 8 * 1024
+MAX_ERROR_CHARS = 2000
+# Serialises the overlap check and the insert of a run per process; the unique
+# (job_id, scheduled_for) constraint guards fire instants across processes.
+_queue_lock = threading.Lock()
+
+
+@dataclass
+class RunContext:
+    """What a task function receives besides its parameters."""
+
+    run_id: int
+    job_id: int | None
+    job_name: str
+    attempt: int
+    log: logging.Logger
+
+    def artifact_path(self, filename: str) -> Path:
+        """Return where this run may write a file that the admin offers for download."""
+        folder = Path(current_app.config["ARTIFACT_DIR"]) / str(self.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / Path(filename).name
+
+
+def worker_name() -> str:
+    """Return this process and thread as 'host:pid/thread'."""
+    return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"
+
+
+def queue_run(
+    job: Job,
+    *,
+    trigger: str = "schedule",
+    by: str | None = None,
+    scheduled_for: datetime | None = None,
+    note: str | None = None,
+) -> JobRun | None:
+    """Record a run of the job as queued, or as skipped when it is at its concurrency limit.
+
+    Returns None when that fire instant was already recorded (a second sender lost the race).
+    """
+    with _queue_lock:
+        active = db.session.scalar(
+            select(func.count())
+            .select_from(JobRun)
+            .where(JobRun.job_id == job.id, JobRun.status.in_(ACTIVE_STATUSES))
+        )
+        run = JobRun(
+            job_id=job.id,
+            job_name=job.name,
+            task=job.task,
+            queue=job.queue,
+            params=dict(job.params or {}),
+            trigger=trigger,
+            triggered_by=by,
+            scheduled_for=to_db(scheduled_for),
+        )
+        if active >= job.max_concurrent:
+            run.status = "skipped"
+            run.finished_at = run.queued_at = utcnow()
+            run.error = (
+                f"Skipped: {active} run(s) still going, the job allows {job.max_concurrent}."
+            )
+        elif note:
+            run.status = "skipped"
+            run.finished_at = run.queued_at = utcnow()
+            run.error = note
+        db.session.add(run)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            return None
+        job.last_run_id = run.id
+        db.session.commit()
+        return run
+
+
+def claim(run_id: int, *, worker: str | None = None, attempt: int = 1) -> bool:
+    """Mark a queued run as running; return False if another executor already took it."""
+    result = db.session.execute(
+        update(JobRun)
+        .where(JobRun.id == run_id, JobRun.status == "queued")
+        .values(status="running", started_at=utcnow(), worker=worker or worker_name(), attempt=attempt)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def finish(run_id: int, result: Any) -> None:
+    """Record a run as succeeded with a JSON summary of its result."""
+    run = db.session.get(JobRun, run_id)
+    run.status = "succeeded"
+    run.result = _summary(result)
+    if isinstance(result, dict) and result.get("artifact"):
+        run.artifact = str(result["artifact"])
+    _close(run)
+
+
+def fail(run_id: int, exc: BaseException, *, status: str = "failed") -> None:
+    """Record a run as failed (or lost) with its error and traceback."""
+    run = db.session.get(JobRun, run_id)
+    run.status = status
+    run.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    run.traceback = "".join(tb.format_exception(exc))[-20000:]
+    _close(run)
+
+
+def _close(run: JobRun) -> None:
+    """Stamp the end time and duration and commit."""
+    run.finished_at = utcnow()
+    if run.started_at:
+        run.duration_ms = int((run.finished_at - run.started_at).total_seconds() * 1000)
+    db.session.commit()
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """Return a result as a small JSON-safe dict, cut down when too large."""
+    if result is None:
+        return {}
+    data = result if isinstance(result, dict) else {"value": result}
+    text = json.dumps(data, default=str)
+    if len(text) > MAX_RESULT_BYTES:
+        return {"truncated": True, "preview": text[:MAX_RESULT_BYTES]}
+    return json.loads(text)
+
+
+def execute(run_id: int, *, worker: str | None = None, attempt: int = 1) -> str | None:
+    """Claim a queued run, call its task type and record the outcome; return the status."""
+    if not claim(run_id, worker=worker, attempt=attempt):
+        return None
+    run = db.session.get(JobRun, run_id)
+    task = registry.get(run.task)
+    started = time.monotonic()
+    try:
+        if task is None:
+            raise LookupError(f"Unknown task type '{run.task}'")
+        context = RunContext(run.id, run.job_id, run.job_name, attempt, log)
+        result = task.func(context, **(run.params or {}))
+    except Exception as exc:  # every failure of a task is recorded, never raised into the scheduler
+        db.session.rollback()
+        fail(run_id, exc)
+        log.warning("run %s of %s failed after %.1fs: %s", run_id, run.task, time.monotonic() - started, exc)
+        return "failed"
+    finish(run_id, result)
+    return "succeeded"
+
+
+def mark_lost(where, reason: str) -> int:
+    """Mark the active runs matched by a SQL condition as lost; return how many."""
+    result = db.session.execute(
+        update(JobRun)
+        .where(where, JobRun.status.in_(ACTIVE_STATUSES))
+        .values(status="lost", finished_at=utcnow(), error=reason)
+    )
+    db.session.commit()
+    return result.rowcount
