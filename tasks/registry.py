@@ -10,6 +10,7 @@ The declared parameters generate the job form's fields and are validated on the 
 from __future__ import annotations
 
 import importlib
+import math
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -83,6 +84,8 @@ class Param:
             value = kind(raw) if not isinstance(raw, str) else kind(raw.strip())
         except (TypeError, ValueError):
             raise ValueError("Give a whole number." if kind is int else "Give a number.") from None
+        if not math.isfinite(value):
+            raise ValueError("Give a number.")
         if isinstance(raw, float) and kind is int and raw != int(raw):
             raise ValueError("Give a whole number.")
         if self.min is not None and value < self.min:

@@ -6,6 +6,7 @@ import secrets
 
 import click
 from flask import Flask
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from .extensions import db
@@ -13,7 +14,7 @@ from .models import ROLES, User
 
 MIN_PASSWORD = 8
 
-users = click.Group("users", help="Manage the operators who can log in.")
+users = AppGroup("users", help="Manage the operators who can log in.")
 
 
 def _password(value: str | None) -> str:
@@ -100,6 +101,11 @@ def ensure_admin(name: str, password: str | None) -> None:
     if db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin")):
         click.echo("An admin account exists; nothing to do.")
         return
+    if db.session.scalar(select(User).where(User.username == name)) is not None:
+        raise click.ClickException(
+            f"there is no admin, and {name!r} is taken by a viewer: promote it with "
+            f"'flask users set-role {name} admin' or pass --name"
+        )
     generated = password is None or password == ""
     if generated:
         password = secrets.token_urlsafe(12)
@@ -118,6 +124,7 @@ def ensure_admin(name: str, password: str | None) -> None:
 
 
 @click.command("sync-schedule")
+@with_appcontext
 def sync_schedule() -> None:
     """Reconcile the active scheduler backend with the database."""
     from .services import jobs

@@ -28,8 +28,10 @@ def from_environment(instance_path: str) -> dict:
         "SCHEDULER_THREADS": int(os.environ.get("SCHEDULER_THREADS", "10")),
         # How often a process checks the database for schedule changes made elsewhere.
         "SCHEDULER_SYNC_SECONDS": float(os.environ.get("SCHEDULER_SYNC_SECONDS", "1")),
+        # A run late by less than this is fired normally; beyond it the misfire policy decides.
+        "SCHEDULER_MISFIRE_GRACE_SECONDS": float(os.environ.get("SCHEDULER_MISFIRE_GRACE_SECONDS", "30")),
         "SCHEDULER_LOCK_FILE": os.environ.get(
-            "SCHEDULER_LOCK_FILE", str(instance / "scheduler.lock")
+        "SCHEDULER_LOCK_FILE", str(instance / "scheduler.lock")
         ),
         "ARTIFACT_DIR": os.environ.get("ARTIFACT_DIR", str(instance / "artifacts")),
         "ETL_IMPORT_DIR": os.environ.get("ETL_IMPORT_DIR", str(instance / "imports")),

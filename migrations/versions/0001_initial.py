@@ -35,6 +35,7 @@ def upgrade():
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('name_key', sa.String(length=400), nullable=False),
     sa.Column('task', sa.String(length=64), nullable=False),
     sa.Column('queue', sa.String(length=16), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
@@ -58,7 +59,8 @@ def upgrade():
     sa.Column('created_by', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['last_run_id'], ['job_runs.id'], ondelete='SET NULL', use_alter=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sa.UniqueConstraint('name_key')
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_jobs_next_run_at'), ['next_run_at'], unique=False)

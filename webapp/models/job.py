@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db
 from ..schedules import Schedule
@@ -23,6 +23,8 @@ class Job(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # The name case-folded (Unicode-aware, unlike SQL lower()), so 'Ärger' and 'ÄRGER' clash.
+    name_key: Mapped[str] = mapped_column(String(400), unique=True)
     task: Mapped[str] = mapped_column(String(64), index=True)
     queue: Mapped[str] = mapped_column(String(16), index=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -52,6 +54,12 @@ class Job(db.Model):
     created_by: Mapped[str | None] = mapped_column(String(64))
 
     last_run: Mapped["JobRun | None"] = relationship(foreign_keys=[last_run_id])
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        """Keep name_key in step with the name."""
+        self.name_key = name.casefold()
+        return name
 
     @property
     def schedule(self) -> Schedule:

@@ -1,6 +1,6 @@
 """Validate, evaluate and describe standard 5-field cron expressions (Vixie cron rules)."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 
 from cronsim import CronSim, CronSimError
@@ -52,13 +52,32 @@ def _explain_error(text: str, message: str) -> str:
         if word in lowered or (word == "day-of-week" and "weekday" in lowered):
             field = FIELDS[index]
             value = text.split()[index]
+            if field == "day-of-month" and _in_range(value, 31):
+                month = text.split()[3]
+                return f"The day-of-month '{value}' never occurs in month '{month}'."
             return f"The {field} field '{value}' is not valid (allowed: {ALLOWED[field]})."
     return f"The cron expression is not valid: {message}."
 
 
+def _in_range(value: str, highest: int) -> bool:
+    """Return whether a plain list of numbers stays within 1..highest."""
+    parts = value.replace("-", ",").split(",")
+    return all(p.isdigit() and 1 <= int(p) <= highest for p in parts)
+
+
 def next_after(text: str, after_local: datetime) -> datetime:
-    """Return the first fire time strictly after the given zone-aware local time."""
-    return next(CronSim(text, after_local))
+    """Return the first fire time strictly after the given zone-aware local time.
+
+    cronsim works on wall-clock time and does not know which pass of a repeated hour (DST
+    fall-back) `after_local` is in, so it can answer a time of the first pass when we are in
+    the second. Skip such answers by comparing real instants; Python ignores the fold when
+    both datetimes share a zone, hence the comparison in UTC.
+    """
+    after_utc = after_local.astimezone(timezone.utc)
+    for candidate in CronSim(text, after_local):
+        if candidate.astimezone(timezone.utc) > after_utc:
+            return candidate
+    raise CronError(f"'{text}' never fires")
 
 
 def describe(text: str) -> str:

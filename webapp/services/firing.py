@@ -56,7 +56,7 @@ def catch_up(job: Job, now: datetime) -> JobRun | None:
     normally. Beyond it, 'run_once' runs the job once now; 'skip' records one skipped run
     that says how many instants were missed. Either way the next run is computed from now.
     """
-    grace = timedelta(seconds=current_app.config.get("SCHEDULER_MISFIRE_GRACE_SECONDS", 30))
+    grace = timedelta(seconds=current_app.config["SCHEDULER_MISFIRE_GRACE_SECONDS"])
     missed_from = job.next_run
     now = utc(now)
     if job.paused or missed_from is None or missed_from >= now - grace:

@@ -52,7 +52,7 @@ def _bump_schedule() -> None:
 
 def _check_name_free(name: str, job_id: int | None) -> None:
     """Raise JobErrors if another job already has this name."""
-    query = select(Job.id).where(func.lower(Job.name) == name.lower())
+    query = select(Job.id).where(Job.name_key == name.casefold())
     if job_id is not None:
         query = query.where(Job.id != job_id)
     if db.session.scalar(query) is not None:

@@ -5,6 +5,7 @@ The form view and a future JSON API share this one validator, so a rule is writt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
@@ -65,11 +66,17 @@ def _local_time(data: Mapping[str, Any], key: str, tz: str) -> datetime | None:
     return moment
 
 
-def submitted_params(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the task parameters from 'param.<name>' form fields or a 'params' object."""
+def submitted_params(data: Mapping[str, Any], task: registry.TaskType) -> dict[str, Any]:
+    """Return the task parameters from a 'params' object (JSON) or 'param.<name>' form fields.
+
+    A JSON object is taken whole, so an unknown key is an error. Form fields of parameters the
+    task does not declare are dropped: they are left over from another task type chosen first.
+    """
     if isinstance(data.get("params"), Mapping):
         return dict(data["params"])
-    return {k[len(PARAM_PREFIX):]: v for k, v in data.items() if k.startswith(PARAM_PREFIX)}
+    declared = {p.name for p in task.params}
+    fields = {k[len(PARAM_PREFIX):]: v for k, v in data.items() if k.startswith(PARAM_PREFIX)}
+    return {k: v for k, v in fields.items() if k in declared}
 
 
 def parse_schedule(data: Mapping[str, Any], *, now: datetime, anchor: datetime) -> Schedule:
@@ -86,6 +93,8 @@ def parse_schedule(data: Mapping[str, Any], *, now: datetime, anchor: datetime) 
             amount = float(_text(data, "every"))
         except ValueError:
             raise ScheduleError("every", "Give the interval as a number.") from None
+        if not math.isfinite(amount):
+            raise ScheduleError("every", "Give the interval as a number.")
         seconds = amount * UNITS[unit]
         if seconds <= 0:
             raise ScheduleError("every", "The interval must be greater than zero.")
@@ -127,7 +136,7 @@ def parse(data: Mapping[str, Any], *, now: datetime, existing: Job | None = None
         errors["task"] = "Choose a task type from the list."
     else:
         try:
-            params = task.validate_params(submitted_params(data))
+            params = task.validate_params(submitted_params(data, task))
         except registry.ParamErrors as exc:
             errors.update({f"{PARAM_PREFIX}{k}": v for k, v in exc.errors.items()})
 

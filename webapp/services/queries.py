@@ -44,6 +44,12 @@ class JobFilters:
         return {k: v for k, v in values.items() if v not in ("", None)}
 
 
+def contains(column, text: str):
+    """Return a case-insensitive 'column contains text' condition, with % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
 def page_arg(args) -> int:
     """Return the page number from the arguments, at least 1."""
     try:
@@ -61,8 +67,7 @@ def list_jobs(filters: JobFilters, per_page: int):
     """Return a page of jobs matching the filters, by name, with their last run loaded."""
     query = select(Job).options(joinedload(Job.last_run)).order_by(Job.name)
     if filters.q:
-        escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Job.name.ilike(f"%{escaped}%", escape="\\"))
+        query = query.where(contains(Job.name, filters.q))
     if filters.task:
         query = query.where(Job.task == filters.task)
     if filters.queue:
@@ -109,6 +114,5 @@ def list_audit(*, q: str = "", page: int = 1, per_page: int = 50):
     """Return a page of audit events, newest first, optionally matching a name or user."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc())
     if q:
-        like = f"%{q}%"
-        query = query.where(or_(AuditEvent.target_name.ilike(like), AuditEvent.username.ilike(like)))
+        query = query.where(or_(contains(AuditEvent.target_name, q), contains(AuditEvent.username, q)))
     return db.paginate(query, page=page, per_page=per_page, error_out=False)

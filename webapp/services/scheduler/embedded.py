@@ -94,12 +94,14 @@ class EmbeddedBackend:
             self._thread.join(timeout=10)
             self._thread = None
         with self._mutex:
-            if self.scheduler is not None:
-                self.scheduler.shutdown(wait=False)
-                self.scheduler = None
-            if self.pool is not None:
-                self.pool.shutdown(wait=True, cancel_futures=True)
-                self.pool = None
+            scheduler, self.scheduler = self.scheduler, None
+            pool, self.pool = self.pool, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        if pool is not None:
+            # Outside the mutex: finishing runs take it to leave the in-flight set.
+            pool.shutdown(wait=True, cancel_futures=True)
+        with self._mutex:
             self._built.clear()
             self._revision = None
             self.lock.release()
