@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,35 +12,51 @@ from flask_migrate import upgrade
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import User
+from tests.support import job_fields
 from webapp.services import jobs as job_service
 
 PASSWORDS = {"admin": "admin-password", "viewer": "viewer-password"}
 
 
-@pytest.fixture
-def app(tmp_path: Path, monkeypatch):
-    """Return an app on its own database, built by the migrations, scheduler not started."""
-    instance = tmp_path / "instance"
-    monkeypatch.setenv("INSTANCE_PATH", str(instance))
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'test.db'}",
-            "SCHEDULER_LOCK_FILE": str(instance / "scheduler.lock"),
-            "ARTIFACT_DIR": str(instance / "artifacts"),
-            "ETL_IMPORT_DIR": str(instance / "imports"),
-            "ETL_DATABASE_URL": f"sqlite:///{instance / 'etl.db'}",
-            "SCHEDULER_SYNC_SECONDS": 0.2,
-        }
-    )
-    with app.app_context():
+def _config(instance: Path) -> dict:
+    """Return the test configuration of an app whose files live in `instance`."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'test.db'}",
+        "SCHEDULER_LOCK_FILE": str(instance / "scheduler.lock"),
+        "ARTIFACT_DIR": str(instance / "artifacts"),
+        "ETL_IMPORT_DIR": str(instance / "imports"),
+        "ETL_DATABASE_URL": f"sqlite:///{instance / 'etl.db'}",
+        "SCHEDULER_SYNC_SECONDS": 0.2,
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory) -> Path:
+    """Build a database once with the migrations (so they are tested); tests get copies."""
+    instance = tmp_path_factory.mktemp("template") / "instance"
+    instance.mkdir()
+    template = create_app({**_config(instance), "SECRET_KEY": "template"})
+    with template.app_context():
         upgrade()
         for name, password in PASSWORDS.items():
             user = User(username=name, role=name)
             user.set_password(password)
             db.session.add(user)
         db.session.commit()
+        db.engine.dispose()
+    return instance / "test.db"
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch, migrated_database: Path):
+    """Return an app on its own copy of the migrated database, scheduler not started."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    monkeypatch.setenv("INSTANCE_PATH", str(instance))
+    shutil.copy(migrated_database, instance / "test.db")
+    app = create_app(_config(instance))
     yield app
     app.extensions["scheduler"].shutdown()
     with app.app_context():
@@ -90,24 +107,6 @@ class AuthActions:
 def auth(client):
     """Return login helpers for the test client."""
     return AuthActions(client)
-
-
-def job_fields(**overrides) -> dict:
-    """Return valid form fields of a job, with overrides."""
-    fields = {
-        "name": "collect example",
-        "task": "system.sleep",
-        "param.seconds": "0",
-        "schedule_kind": "interval",
-        "every": "15",
-        "every_unit": "minutes",
-        "timezone": "UTC",
-        "misfire_policy": "run_once",
-        "max_concurrent": "1",
-        "enabled": "on",
-    }
-    fields.update(overrides)
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 @pytest.fixture

@@ -40,3 +40,21 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
             return False
 
     wait_for(accepting, timeout=timeout, interval=0.1, message=f"port {port}")
+
+
+def job_fields(**overrides) -> dict:
+    """Return valid form fields of a job, with overrides."""
+    fields = {
+        "name": "collect example",
+        "task": "system.sleep",
+        "param.seconds": "0",
+        "schedule_kind": "interval",
+        "every": "15",
+        "every_unit": "minutes",
+        "timezone": "UTC",
+        "misfire_policy": "run_once",
+        "max_concurrent": "1",
+        "enabled": "on",
+    }
+    fields.update(overrides)
+    return {k: v for k, v in fields.items() if v is not None}

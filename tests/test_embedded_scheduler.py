@@ -101,7 +101,7 @@ def test_edit_does_not_fire_the_job(app, scheduler, make_job):
     job_id = make_job(every="1", every_unit="hours")
     with app.app_context():
         before = db.session.get(Job, job_id).next_run_at
-        from conftest import job_fields
+        from tests.support import job_fields
 
         service.update_job(job_id, job_fields(name="renamed", every="1", every_unit="hours"), "admin")
         assert db.session.get(Job, job_id).next_run_at == before
@@ -138,7 +138,7 @@ def test_only_one_process_fires_and_another_takes_over(app, scheduler, make_job)
 def test_change_made_in_another_process_reaches_the_leader(app, scheduler):
     other = second_app(app)
     with other.app_context():
-        from conftest import job_fields
+        from tests.support import job_fields
 
         job_id = service.add(job_fields(name="made elsewhere", every="1", every_unit="seconds"), "admin").id
     wait_for(lambda: count_runs(app, job_id) >= 1, message="the leader to fire a job made elsewhere")

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from conftest import job_fields
+from tests.support import job_fields
 from tasks import runs as run_recorder
 from webapp.extensions import db
 from webapp.models import AuditEvent, Job, JobRun
