@@ -126,25 +126,22 @@ def remove(job_id: int, username: str) -> str:
 
 def pause(job_id: int, username: str) -> Job:
     """Stop a job from firing, at once."""
-    job = get(job_id)
-    if not job.paused:
-        job.paused = True
-        job.next_run_at = None
-        _bump_revision(job)
-        audit.record(username, "pause", "job", job.id, job.name)
-        db.session.commit()
-        backend().job_changed(job.id)
-    return job
+    return _set_paused(job_id, username, True)
 
 
 def resume(job_id: int, username: str) -> Job:
     """Let a paused job fire again, from its next instant after now (nothing missed is run)."""
+    return _set_paused(job_id, username, False)
+
+
+def _set_paused(job_id: int, username: str, paused: bool) -> Job:
+    """Pause or resume a job; doing it twice changes and records nothing the second time."""
     job = get(job_id)
-    if job.paused:
-        job.paused = False
-        job.next_run_at = to_db(next_fire(job, _now()))
+    if job.paused != paused:
+        job.paused = paused
+        job.next_run_at = to_db(next_fire(job, _now()))  # None while paused
         _bump_revision(job)
-        audit.record(username, "resume", "job", job.id, job.name)
+        audit.record(username, "pause" if paused else "resume", "job", job.id, job.name)
         db.session.commit()
         backend().job_changed(job.id)
     return job
