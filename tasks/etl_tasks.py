@@ -46,7 +46,7 @@ def load_csv(run, file, table, mode="append", delimiter=","):
     try:
         with path.open(newline="") as handle, engine.begin() as conn:
             reader = csv.reader(handle, delimiter=delimiter)
-            header = next(reader, None)
+            header = next((row for row in reader if any(f.strip() for f in row)), None)
             if not header:
                 raise ValueError(f"{file} is empty.")
             columns = [c.strip() or f"column_{i}" for i, c in enumerate(header)]
@@ -56,7 +56,10 @@ def load_csv(run, file, table, mode="append", delimiter=","):
             target.create(conn, checkfirst=True)
             batch = []
             for record in reader:
-                batch.append(dict(zip(columns, record)))
+                if not any(field.strip() for field in record):
+                    continue  # blank lines carry no row
+                padded = (record + [None] * len(columns))[:len(columns)]
+                batch.append(dict(zip(columns, padded)))
                 if len(batch) == BATCH:
                     conn.execute(insert(target), batch)
                     rows += len(batch)

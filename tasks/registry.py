@@ -82,7 +82,7 @@ class Param:
             raise ValueError("Give a number.")
         try:
             value = kind(raw) if not isinstance(raw, str) else kind(raw.strip())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError("Give a whole number." if kind is int else "Give a number.") from None
         if not math.isfinite(value):
             raise ValueError("Give a number.")

@@ -82,6 +82,7 @@ def queue_run(
             task=job.task,
             queue=job.queue,
             params=dict(job.params or {}),
+            limits=dict(job.limits or {}),
             trigger=trigger,
             triggered_by=by,
             scheduled_for=to_db(scheduled_for),
@@ -107,11 +108,17 @@ def queue_run(
         return run
 
 
-def claim(run_id: int, *, worker: str | None = None, attempt: int = 1) -> bool:
-    """Mark a queued run as running; return False if another executor already took it."""
+def claim(run_id: int, *, worker: str | None = None, attempt: int = 1, take_over: bool = False) -> bool:
+    """Mark a queued run as running; return False if another executor already took it.
+
+    take_over also claims a run left 'running': a message delivered again because the worker
+    that had it died (the visibility timeout is longer than any time limit, so that worker is
+    gone, not slow).
+    """
+    claimable = ("queued", "running") if take_over else ("queued",)
     result = db.session.execute(
         update(JobRun)
-        .where(JobRun.id == run_id, JobRun.status == "queued")
+        .where(JobRun.id == run_id, JobRun.status.in_(claimable))
         .values(status="running", started_at=utcnow(), worker=worker or worker_name(), attempt=attempt)
     )
     db.session.commit()
@@ -129,11 +136,15 @@ def finish(run_id: int, result: Any) -> None:
 
 
 def fail(run_id: int, exc: BaseException, *, status: str = "failed") -> None:
-    """Record a run as failed (or lost) with its error and traceback."""
+    """Record a run as failed with its error and traceback (or queued again, for a retry)."""
     run = db.session.get(JobRun, run_id)
     run.status = status
     run.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
     run.traceback = "".join(tb.format_exception(exc))[-20000:]
+    if status == "queued":
+        run.error = f"Attempt {run.attempt} failed, retrying: {run.error}"[:MAX_ERROR_CHARS]
+        db.session.commit()
+        return
     _close(run)
 
 
@@ -156,9 +167,14 @@ def _summary(result: Any) -> dict[str, Any]:
     return json.loads(text)
 
 
-def execute(run_id: int, *, worker: str | None = None, attempt: int = 1) -> str | None:
-    """Claim a queued run, call its task type and record the outcome; return the status."""
-    if not claim(run_id, worker=worker, attempt=attempt):
+def execute(run_id: int, *, worker: str | None = None, attempt: int = 1, can_retry: bool = False,
+            take_over: bool = False) -> str | None:
+    """Claim a queued run, call its task type and record the outcome; return the status.
+
+    With can_retry, a failure leaves the run queued with its error and returns "retry", and
+    the caller schedules the next attempt.
+    """
+    if not claim(run_id, worker=worker, attempt=attempt, take_over=take_over):
         return None
     run = db.session.get(JobRun, run_id)
     task = registry.get(run.task)
@@ -170,10 +186,19 @@ def execute(run_id: int, *, worker: str | None = None, attempt: int = 1) -> str 
         result = task.func(context, **(run.params or {}))
     except Exception as exc:  # every failure of a task is recorded, never raised into the scheduler
         db.session.rollback()
+        if can_retry:
+            fail(run_id, exc, status="queued")
+            log.info("run %s attempt %d failed, will retry: %s", run_id, attempt, exc)
+            return "retry"
         fail(run_id, exc)
         log.warning("run %s of %s failed after %.1fs: %s", run_id, run.task, time.monotonic() - started, exc)
         return "failed"
-    finish(run_id, result)
+    try:
+        finish(run_id, result)
+    except Exception as exc:  # a result that cannot be stored must not leave the run "running"
+        db.session.rollback()
+        fail(run_id, exc)
+        return "failed"
     return "succeeded"
 
 

@@ -29,7 +29,8 @@ def prune_runs(run, days=30):
     artifacts = Path(current_app.config["ARTIFACT_DIR"])
     for run_id in ids:
         shutil.rmtree(artifacts / str(run_id), ignore_errors=True)
-    db.session.execute(delete(JobRun).where(JobRun.id.in_(ids)))
+    for start in range(0, len(ids), 500):  # SQLite caps the number of bound variables
+        db.session.execute(delete(JobRun).where(JobRun.id.in_(ids[start:start + 500])))
     db.session.commit()
     return {"deleted": len(ids), "older_than_days": days}
 

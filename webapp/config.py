@@ -42,6 +42,11 @@ def from_environment(instance_path: str) -> dict:
         "CELERY_RESULT_BACKEND": os.environ.get(
             "CELERY_RESULT_BACKEND", os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
         ),
+        # The Redis that holds the beat's schedule (by default the broker's).
+        "SCHEDULE_REDIS_URL": os.environ.get(
+            "SCHEDULE_REDIS_URL", os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+        ),
+        "SCHEDULE_REDIS_PREFIX": os.environ.get("SCHEDULE_REDIS_PREFIX", "jobsched"),
         "FLOWER_URL": os.environ.get("FLOWER_URL", ""),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", str(256 * 1024))),
         "JOBS_PER_PAGE": int(os.environ.get("JOBS_PER_PAGE", "25")),

@@ -38,6 +38,8 @@ class Job(db.Model):
     end_at: Mapped[datetime | None]
     anchor_at: Mapped[datetime | None]
 
+    # Per-job overrides of the task type's max_retries, soft_time_limit, time_limit (Celery).
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     misfire_policy: Mapped[str] = mapped_column(String(16), default="run_once")
     max_concurrent: Mapped[int] = mapped_column(default=1)
     paused: Mapped[bool] = mapped_column(default=False, index=True)

@@ -31,6 +31,8 @@ class JobRun(db.Model):
     task: Mapped[str] = mapped_column(String(64))
     queue: Mapped[str] = mapped_column(String(16))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The job's retry and time-limit overrides when the run was queued.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     trigger: Mapped[str] = mapped_column(String(16), default="schedule")
     triggered_by: Mapped[str | None] = mapped_column(String(64))

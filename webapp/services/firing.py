@@ -1,8 +1,10 @@
 """What happens when a job is due, the same in both modes: record the run, move the clock on.
 
-The job row's next_run_at is the single truth of when a job fires next. A backend wakes up
-at that instant and calls fire(); a wake-up that does not match the row (stale, edited,
-paused) does nothing, which is what makes an edit never fire a job by surprise.
+The job row's next_run_at is the truth of when a job fires next. The embedded backend wakes
+at that instant and calls fire(); the Celery beat claims the instant in Redis and calls
+fire_claimed(). Either way one function records it: on time, a 'schedule' run; later than the
+grace time (the scheduler was down), the job's misfire policy decides. A wake-up that does not
+match the row (stale, edited, paused) records nothing, so an edit never fires a job by surprise.
 """
 
 from __future__ import annotations
@@ -29,6 +31,42 @@ def next_fire(job: Job, after: datetime) -> datetime | None:
     return job.schedule.next_after(after)
 
 
+def grace() -> timedelta:
+    """Return the lateness beyond which an instant counts as missed during downtime."""
+    return timedelta(seconds=current_app.config["SCHEDULER_MISFIRE_GRACE_SECONDS"])
+
+
+def is_misfire(instant: datetime, now: datetime) -> bool:
+    """Return whether an instant is too late to fire normally."""
+    return utc(instant) < utc(now) - grace()
+
+
+def _record_due(job: Job, instant: datetime, following: datetime | None, now: datetime) -> JobRun | None:
+    """Record the run of a due instant (or the misfire policy's outcome) and store the next run."""
+    job.next_run_at = to_db(following)
+    if not is_misfire(instant, now):
+        return queue_run(job, trigger="schedule", scheduled_for=instant)
+    missed, moment = 0, instant
+    while moment is not None and moment <= utc(now) and missed < _MISSED_COUNT_CAP:
+        missed += 1
+        moment = job.schedule.next_after(moment)
+    note = None
+    if job.misfire_policy == "skip":
+        note = (f"Skipped {missed} run(s) missed while the scheduler was down, "
+                f"from {instant:%Y-%m-%d %H:%M:%S} UTC (misfire policy: skip).")
+    return queue_run(job, trigger="misfire", scheduled_for=instant, note=note)
+
+
+def _settle(job_id: int, instant: datetime, following: datetime | None, run: JobRun | None) -> None:
+    """If the instant was already recorded by another sender, still move the clock on."""
+    if run is not None:
+        return
+    job = db.session.get(Job, job_id)
+    if job is not None and job.next_run == instant:
+        job.next_run_at = to_db(following)
+        db.session.commit()
+
+
 def fire(job_id: int, now: datetime) -> JobRun | None:
     """Record the due run of a job at its next_run_at and advance it; None if not due."""
     job = db.session.get(Job, job_id)
@@ -37,16 +75,15 @@ def fire(job_id: int, now: datetime) -> JobRun | None:
     instant = job.next_run
     if instant > utc(now) + timedelta(seconds=1):
         return None
-    following = to_db(job.schedule.next_after(instant))
-    job.next_run_at = following
-    run = queue_run(job, trigger="schedule", scheduled_for=instant)
-    if run is None:
-        # That instant was already recorded (by another sender): still move the clock on.
-        job = db.session.get(Job, job_id)
-        if job is not None and job.next_run == instant:
-            job.next_run_at = following
-            db.session.commit()
+    following = following_instant(job, instant, now)
+    run = _record_due(job, instant, following, now)
+    _settle(job_id, instant, following, run)
     return run
+
+
+def following_instant(job: Job, instant: datetime, now: datetime) -> datetime | None:
+    """Return the next instant after a due one: after it when on time, after now when missed."""
+    return job.schedule.next_after(utc(now) if is_misfire(instant, now) else instant)
 
 
 def catch_up(job: Job, now: datetime) -> JobRun | None:
@@ -56,21 +93,18 @@ def catch_up(job: Job, now: datetime) -> JobRun | None:
     normally. Beyond it, 'run_once' runs the job once now; 'skip' records one skipped run
     that says how many instants were missed. Either way the next run is computed from now.
     """
-    grace = timedelta(seconds=current_app.config["SCHEDULER_MISFIRE_GRACE_SECONDS"])
-    missed_from = job.next_run
-    now = utc(now)
-    if job.paused or missed_from is None or missed_from >= now - grace:
+    instant = job.next_run
+    if job.paused or instant is None or not is_misfire(instant, now):
         return None
-    missed = 0
-    moment = missed_from
-    while moment is not None and moment <= now and missed < _MISSED_COUNT_CAP:
-        missed += 1
-        moment = job.schedule.next_after(moment)
-    job.next_run_at = to_db(job.schedule.next_after(now))
-    if job.misfire_policy == "skip":
-        note = (
-            f"Skipped {missed} run(s) missed while the scheduler was down, "
-            f"from {missed_from:%Y-%m-%d %H:%M:%S} UTC (misfire policy: skip)."
-        )
-        return queue_run(job, trigger="misfire", scheduled_for=missed_from, note=note)
-    return queue_run(job, trigger="misfire", scheduled_for=missed_from)
+    return _record_due(job, instant, job.schedule.next_after(utc(now)), now)
+
+
+def fire_claimed(job_id: int, instant: datetime, following: datetime | None,
+                 now: datetime) -> JobRun | None:
+    """Record an instant the beat claimed in Redis; `following` is what it moved the job to."""
+    job = db.session.get(Job, job_id)
+    if job is None or job.paused:
+        return None
+    run = _record_due(job, instant, following, now)
+    _settle(job_id, instant, following, run)
+    return run

@@ -69,6 +69,7 @@ def _apply(job: Job, spec: jobspec.JobSpec) -> None:
     job.schedule = spec.schedule
     job.misfire_policy = spec.misfire_policy
     job.max_concurrent = spec.max_concurrent
+    job.limits = spec.limits or None
 
 
 def add(data: Mapping[str, Any], username: str) -> Job:
@@ -197,6 +198,7 @@ def _describe(job: Job) -> dict[str, Any]:
         "params": dict(job.params or {}),
         "misfire_policy": job.misfire_policy,
         "max_concurrent": job.max_concurrent,
+        "limits": dict(job.limits or {}),
         "paused": job.paused,
     }
 

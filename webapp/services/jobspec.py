@@ -44,6 +44,36 @@ class JobSpec:
     misfire_policy: str = "run_once"
     max_concurrent: int = 1
     paused: bool = False
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+LIMIT_FIELDS = {
+    # field: (lowest, highest, message)
+    "max_retries": (0, 20, "A whole number of retries from 0 to 20."),
+    "soft_time_limit": (1, 7 * 86400, "A whole number of seconds from 1 to 604800."),
+    "time_limit": (1, 7 * 86400, "A whole number of seconds from 1 to 604800."),
+}
+
+
+def parse_limits(data: Mapping[str, Any], errors: dict[str, str]) -> dict[str, int]:
+    """Return the optional retry and time-limit overrides; blank means the task's default."""
+    limits: dict[str, int] = {}
+    for name, (low, high, message) in LIMIT_FIELDS.items():
+        raw = _text(data, name)
+        if not raw:
+            continue
+        try:
+            value = int(raw)
+            if not low <= value <= high:
+                raise ValueError
+        except ValueError:
+            errors[name] = message
+            continue
+        limits[name] = value
+    if "soft_time_limit" in limits and "time_limit" in limits \
+            and limits["time_limit"] <= limits["soft_time_limit"]:
+        errors["time_limit"] = "The hard limit must be longer than the soft limit."
+    return limits
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:
@@ -79,7 +109,13 @@ def submitted_params(data: Mapping[str, Any], task: registry.TaskType) -> dict[s
     return {k: v for k, v in fields.items() if k in declared}
 
 
-def parse_schedule(data: Mapping[str, Any], *, now: datetime, anchor: datetime) -> Schedule:
+def _same_minute(a: datetime, b: datetime | None) -> bool:
+    """Return whether two instants fall in the same minute (the form's precision)."""
+    return b is not None and abs((a - b).total_seconds()) < 60 and a.minute == b.astimezone(a.tzinfo).minute
+
+
+def parse_schedule(data: Mapping[str, Any], *, now: datetime, anchor: datetime,
+                   kept_run_at: datetime | None = None) -> Schedule:
     """Return the schedule described by the fields, or raise ScheduleError for one field."""
     kind = _text(data, "schedule_kind") or "interval"
     tz = _text(data, "timezone") or "UTC"
@@ -108,7 +144,7 @@ def parse_schedule(data: Mapping[str, Any], *, now: datetime, anchor: datetime) 
         run_at = _local_time(data, "run_at", tz)
         if run_at is None:
             raise ScheduleError("run_at", "Give the date and time of the one-off run.")
-        if run_at <= now:
+        if run_at <= now and not _same_minute(run_at, kept_run_at):  # unchanged: may be edited
             raise ScheduleError("run_at", "This time has already passed.")
         values["run_at"] = run_at
     else:
@@ -155,6 +191,7 @@ def parse(data: Mapping[str, Any], *, now: datetime, existing: Job | None = None
         errors["max_concurrent"] = f"A whole number from 1 to {MAX_CONCURRENT}."
         max_concurrent = 1
 
+    limits = parse_limits(data, errors)
     schedule = None
     anchor = now
     if existing is not None and existing.anchor_at is not None:
@@ -166,7 +203,8 @@ def parse(data: Mapping[str, Any], *, now: datetime, existing: Job | None = None
         errors[exc.field] = exc.message
         data = {**data, "timezone": "UTC"}
     try:
-        schedule = parse_schedule(data, now=now, anchor=anchor)
+        kept = from_db(existing.run_at) if existing is not None else None
+        schedule = parse_schedule(data, now=now, anchor=anchor, kept_run_at=kept)
     except ScheduleError as exc:
         errors.setdefault(exc.field, exc.message)
     if errors:
@@ -181,6 +219,7 @@ def parse(data: Mapping[str, Any], *, now: datetime, existing: Job | None = None
         misfire_policy=misfire,
         max_concurrent=max_concurrent,
         paused=not _enabled(data),
+        limits=limits,
     )
 
 
@@ -223,6 +262,8 @@ def form_values(job: Job) -> dict[str, Any]:
         "max_concurrent": str(job.max_concurrent),
         "enabled": "" if job.paused else "on",
     }
+    for key, value in (job.limits or {}).items():
+        values[key] = str(value)
     for key, value in (job.params or {}).items():
         values[f"{PARAM_PREFIX}{key}"] = value
     return values

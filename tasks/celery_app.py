@@ -1,0 +1,171 @@
+"""The Celery app: one Celery task per registered task type, run inside a Flask app context.
+
+    celery -A tasks worker -Q collect,report,etl,system
+    celery -A tasks beat --scheduler tasks.beat:RedisBeatScheduler
+
+Every Celery task takes a run id, never a model: the run row (queued by the beat or by "run
+now") carries the job, the parameters and the attempt, and tasks.runs records the outcome,
+exactly as in the embedded mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Iterable
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+
+from . import registry, runs
+
+log = logging.getLogger(__name__)
+
+_flask_app = None
+_flask_lock = threading.Lock()
+
+
+def flask_app():
+    """Return the Flask app that Celery tasks and the beat run in, created on first use."""
+    global _flask_app
+    with _flask_lock:
+        if _flask_app is None:
+            from webapp import create_app
+
+            _flask_app = create_app()
+        return _flask_app
+
+
+def bind_flask_app(app) -> None:
+    """Use an existing Flask app (the web process's) instead of creating one."""
+    global _flask_app
+    with _flask_lock:
+        if _flask_app is None:
+            _flask_app = app
+
+
+class FlaskTask(Task):
+    """A Celery task that runs in the Flask app context (database session, config)."""
+
+    abstract = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with flask_app().app_context():
+            return self.run(*args, **kwargs)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _limits(task_type: registry.TaskType) -> dict[str, Any]:
+    """Return a task type's default retry and time-limit options."""
+    options = task_type.options
+    return {
+        "max_retries": options.get("max_retries", 0),
+        "soft_time_limit": options.get("soft_time_limit", 3600),
+        "time_limit": options.get("time_limit", options.get("soft_time_limit", 3600) + 60),
+        "retry_backoff": options.get("retry_backoff", 10),
+    }
+
+
+def create_celery() -> Celery:
+    """Create the Celery app from the environment and register every task type."""
+    broker = _env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    app = Celery("tasks", broker=broker, backend=_env("CELERY_RESULT_BACKEND", broker),
+                 task_cls=FlaskTask)
+    visibility = int(_env("CELERY_VISIBILITY_TIMEOUT", str(4 * 3600)))
+    app.conf.update(
+        task_routes={f"{queue}.*": {"queue": queue} for queue in registry.QUEUES},
+        task_default_queue="system",
+        task_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        task_ignore_result=True,
+        # A task is acknowledged only once done: a killed worker's task is delivered again.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Redis redelivers an unacknowledged task after this long: longer than any time limit.
+        broker_transport_options={"visibility_timeout": visibility},
+        result_backend_transport_options={"visibility_timeout": visibility},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_max_loop_interval=1,
+        timezone="UTC",
+    )
+    for task_type in registry.load().values():
+        _register(app, task_type)
+    return app
+
+
+def _register(app: Celery, task_type: registry.TaskType) -> None:
+    """Register the Celery task that runs one task type."""
+    limits = _limits(task_type)
+
+    def run_task(self, run_id: int, max_retries: int | None = None, retry_backoff: int | None = None):
+        retries = limits["max_retries"] if max_retries is None else max_retries
+        backoff = limits["retry_backoff"] if retry_backoff is None else retry_backoff
+        delivery = self.request.delivery_info or {}
+        status = runs.execute(
+            run_id,
+            worker=self.request.hostname,
+            attempt=self.request.retries + 1,
+            can_retry=self.request.retries < retries,
+            take_over=bool(delivery.get("redelivered")),
+        )
+        if status == "retry":
+            countdown = min(backoff * 2 ** self.request.retries, 3600)
+            raise self.retry(countdown=countdown, max_retries=retries)
+        return status
+
+    run_task.__name__ = task_type.name.replace(".", "_")
+    run_task.__doc__ = task_type.description
+    app.task(name=task_type.name, bind=True, soft_time_limit=limits["soft_time_limit"],
+             time_limit=limits["time_limit"])(run_task)
+
+
+def send_runs(app: Celery, queued: Iterable[Any]) -> int:
+    """Send queued runs to their queues over one connection; return how many were sent."""
+    count = 0
+    with app.producer_or_acquire() as producer:
+        for run in queued:
+            options = run_options(run)
+            app.send_task(run.task, args=[run.id], kwargs=options.pop("kwargs"),
+                          queue=run.queue, routing_key=run.queue, task_id=f"run-{run.id}",
+                          producer=producer, **options)
+            count += 1
+    return count
+
+
+def run_options(run) -> dict[str, Any]:
+    """Return the send options of a run: the job's overrides, else the task type's defaults."""
+    task_type = registry.get(run.task)
+    limits = _limits(task_type) if task_type else {"max_retries": 0, "soft_time_limit": 3600,
+                                                   "time_limit": 3660, "retry_backoff": 10}
+    overrides = run.limits or {}
+    soft = overrides.get("soft_time_limit") or limits["soft_time_limit"]
+    hard = overrides.get("time_limit") or max(limits["time_limit"], soft + 1)
+    return {
+        "soft_time_limit": soft,
+        "time_limit": hard,
+        "kwargs": {
+            "max_retries": overrides.get("max_retries", limits["max_retries"]),
+            "retry_backoff": overrides.get("retry_backoff", limits["retry_backoff"]),
+        },
+    }
+
+
+@worker_process_init.connect
+def _fresh_connections(**_kwargs):
+    """Drop database connections inherited from the worker's parent process."""
+    if _flask_app is not None:
+        from webapp.extensions import db
+
+        with _flask_app.app_context():
+            db.engine.dispose(close=False)
+
+
+celery = create_celery()
