@@ -157,25 +157,30 @@ class RedisBeatScheduler(Scheduler):
         self._housekept_at = now
 
     def _reconcile(self) -> None:
-
-        result = projection.reconcile(self.store)
+        """Make Redis match the database; after a Redis wipe, send the queued runs again."""
+        wiped = not self.store.is_built()
+        projection.reconcile(self.store)
         self._reconciled_revision = projection.current_revision()
-        return result
+        if wiped:
+            # Their messages may have gone with the broker's data. Sending again is harmless:
+            # a worker claims a run queued -> running only once.
+            queued = db.session.scalars(select(JobRun).where(JobRun.status == "queued")).all()
+            if queued:
+                celery_app.send_runs(self.app, queued)
+                log.warning("beat %s: Redis had lost the schedule; sent %d queued run(s) again",
+                            self.beat_id, len(queued))
 
     def _housekeeping(self, now: float) -> None:
         """Every few seconds: rebuild a lost schedule, catch changes Redis missed, reap lost runs."""
-
         self._housekept_at = now
         if not self.store.is_built() or projection.current_revision() != self._reconciled_revision:
             self._reconcile()
-
         reaper.reap_lost_runs()
 
     # -- sending ---------------------------------------------------------------------------
 
     def _send_due(self, now: float) -> int:
         """Claim, record and send the jobs due now, one batch."""
-
         items = self.store.due(now, self.batch)
         if not items:
             return 0
@@ -203,7 +208,6 @@ class RedisBeatScheduler(Scheduler):
 
     def _record_and_send(self, todo, now_dt: datetime) -> None:
         """Record runs for claimed instants in the database, send the queued ones, clear the outbox."""
-
         queued = []
         for job_id, score, nxt in todo:
             instant = datetime.fromtimestamp(score, timezone.utc)
@@ -220,7 +224,6 @@ class RedisBeatScheduler(Scheduler):
 
     def _recover_outbox(self, now: float) -> None:
         """Record and send instants a dead leader claimed but may not have sent."""
-
         left = self.store.outbox()
         if not left:
             return

@@ -37,14 +37,6 @@ def flask_app():
         return _flask_app
 
 
-def bind_flask_app(app) -> None:
-    """Use an existing Flask app (the web process's) instead of creating one."""
-    global _flask_app
-    with _flask_lock:
-        if _flask_app is None:
-            _flask_app = app
-
-
 class FlaskTask(Task):
     """A Celery task that runs in the Flask app context (database session, config)."""
 
@@ -70,11 +62,11 @@ def _limits(task_type: registry.TaskType) -> dict[str, Any]:
     }
 
 
-def create_celery() -> Celery:
-    """Create the Celery app from the environment and register every task type."""
-    broker = _env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-    app = Celery("tasks", broker=broker, backend=_env("CELERY_RESULT_BACKEND", broker),
-                 task_cls=FlaskTask)
+def create_celery(broker: str | None = None, backend: str | None = None) -> Celery:
+    """Create the Celery app (broker from the environment by default) with every task type."""
+    broker = broker or _env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    backend = backend or _env("CELERY_RESULT_BACKEND", broker)
+    app = Celery("tasks", broker=broker, backend=backend, task_cls=FlaskTask)
     visibility = int(_env("CELERY_VISIBILITY_TIMEOUT", str(4 * 3600)))
     app.conf.update(
         task_routes={f"{queue}.*": {"queue": queue} for queue in registry.QUEUES},
@@ -153,6 +145,7 @@ def run_options(run) -> dict[str, Any]:
         "time_limit": hard,
         "kwargs": {
             "max_retries": overrides.get("max_retries", limits["max_retries"]),
+            # retry_backoff is not on the form; tests (and a future JSON import) may set it.
             "retry_backoff": overrides.get("retry_backoff", limits["retry_backoff"]),
         },
     }

@@ -54,9 +54,15 @@ def task_title(name: str) -> str:
     return task.title if task else name
 
 
+def epoch(value: float | None) -> datetime | None:
+    """Return epoch seconds as a UTC datetime."""
+    return datetime.fromtimestamp(value, timezone.utc) if value else None
+
+
 def register(app: Flask) -> None:
     """Add the filters to the app's Jinja environment."""
     app.add_template_global(task_title)
     app.add_template_filter(when)
     app.add_template_filter(relative)
     app.add_template_filter(duration)
+    app.add_template_filter(epoch)

@@ -33,6 +33,7 @@ class CeleryBackend:
     def __init__(self, app: Flask):
         self.app = app
         self._store: ScheduleStore | None = None
+        self._celery = None
 
     @property
     def store(self) -> ScheduleStore:
@@ -45,11 +46,13 @@ class CeleryBackend:
 
     @property
     def celery(self):
-        """Return the Celery app, bound to this Flask app."""
-        from tasks import celery_app
+        """Return a Celery app on this Flask app's broker (the admin only sends and inspects)."""
+        if self._celery is None:
+            from tasks.celery_app import create_celery
 
-        celery_app.bind_flask_app(self.app)
-        return celery_app.celery
+            self._celery = create_celery(self.app.config["CELERY_BROKER_URL"],
+                                         self.app.config["CELERY_RESULT_BACKEND"])
+        return self._celery
 
     def start(self) -> None:
         """Reconcile Redis with the database once, at start."""
@@ -64,6 +67,9 @@ class CeleryBackend:
         if self._store is not None:
             self._store.redis.close()
             self._store = None
+        if self._celery is not None:
+            self._celery.close()
+            self._celery = None
 
     def job_changed(self, job_id: int) -> None:
         """Write the job to Redis and wake the beat."""
