@@ -35,7 +35,7 @@ from webapp.extensions import db
 from webapp.models import JobRun
 from webapp.schedules import Schedule
 from webapp.services import reaper
-from webapp.services.firing import fire_claimed, is_misfire
+from webapp.services.firing import fire_claimed, fire_claimed_many, is_misfire
 from webapp.services.scheduler import projection
 
 from . import celery_app
@@ -208,14 +208,8 @@ class RedisBeatScheduler(Scheduler):
 
     def _record_and_send(self, todo, now_dt: datetime) -> None:
         """Record runs for claimed instants in the database, send the queued ones, clear the outbox."""
-        queued = []
-        for job_id, score, nxt in todo:
-            instant = datetime.fromtimestamp(score, timezone.utc)
-            following = datetime.fromtimestamp(nxt, timezone.utc) if nxt else None
-            run = fire_claimed(int(job_id), instant, following, now_dt)
-            if run is not None and run.status == "queued":
-                queued.append(run)
-        sent = celery_app.send_runs(self.app, queued)
+        claims = [(int(job_id), _utc(score), _utc(nxt)) for job_id, score, nxt in todo]
+        sent = celery_app.send_runs(self.app, fire_claimed_many(claims, now_dt))
         self.store.done([(job_id, score) for job_id, score, _ in todo])
         self._stats["sent"] += sent
         if sent:
@@ -258,3 +252,8 @@ class RedisBeatScheduler(Scheduler):
             "last_tick": self._stats["last_tick"], "last_sent": self._stats["last_sent"],
             "sent": self._stats["sent"], "since": self._stats["since"],
         })
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    """Return epoch seconds as a UTC datetime (None stays None)."""
+    return datetime.fromtimestamp(timestamp, timezone.utc) if timestamp else None

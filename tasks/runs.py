@@ -76,27 +76,8 @@ def queue_run(
             .select_from(JobRun)
             .where(JobRun.job_id == job.id, JobRun.status.in_(ACTIVE_STATUSES))
         )
-        run = JobRun(
-            job_id=job.id,
-            job_name=job.name,
-            task=job.task,
-            queue=job.queue,
-            params=dict(job.params or {}),
-            limits=dict(job.limits or {}),
-            trigger=trigger,
-            triggered_by=by,
-            scheduled_for=to_db(scheduled_for),
-        )
-        if active >= job.max_concurrent:
-            run.status = "skipped"
-            run.finished_at = run.queued_at = utcnow()
-            run.error = (
-                f"Skipped: {active} run(s) still going, the job allows {job.max_concurrent}."
-            )
-        elif note:
-            run.status = "skipped"
-            run.finished_at = run.queued_at = utcnow()
-            run.error = note
+        run = JobRun(**_run_fields(job, active, trigger=trigger, by=by,
+                                   scheduled_for=scheduled_for, note=note))
         db.session.add(run)
         try:
             db.session.flush()
@@ -106,6 +87,80 @@ def queue_run(
         job.last_run_id = run.id
         db.session.commit()
         return run
+
+
+def _run_fields(job: Job, active: int, *, trigger: str, by: str | None,
+                scheduled_for: datetime | None, note: str | None) -> dict[str, Any]:
+    """Return the columns of a new run: queued, or skipped (at the limit, or with a note)."""
+    now = utcnow()
+    fields = {
+        "job_id": job.id, "job_name": job.name, "task": job.task, "queue": job.queue,
+        "params": dict(job.params or {}), "limits": dict(job.limits or {}) or None,
+        "trigger": trigger, "triggered_by": by, "scheduled_for": to_db(scheduled_for),
+        "status": "queued", "queued_at": now, "attempt": 1,
+    }
+    if active >= job.max_concurrent:
+        note = f"Skipped: {active} run(s) still going, the job allows {job.max_concurrent}."
+    if note:
+        fields.update(status="skipped", finished_at=now, error=note)
+    return fields
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """What sending a run needs, without an ORM object per run."""
+
+    id: int
+    job_id: int
+    task: str
+    queue: str
+    limits: dict[str, Any] | None
+
+
+def queue_many(dues: list[tuple[Job, datetime, str, str | None]]) -> list[QueuedRun]:
+    """Record many due instants (job, instant, trigger, note) in one transaction.
+
+    The same rules as queue_run, for a beat's batch: one count query for the active runs of
+    every job, one multi-row insert that leaves out instants already recorded, one update of
+    the jobs' last run. Returns the runs that were queued (not skipped, not duplicates).
+    """
+    if not dues:
+        return []
+    ids = sorted({job.id for job, *_ in dues})
+    active: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        active.update(db.session.execute(
+            select(JobRun.job_id, func.count()).where(
+                JobRun.job_id.in_(ids[start:start + 500]), JobRun.status.in_(ACTIVE_STATUSES)
+            ).group_by(JobRun.job_id)
+        ).all())
+    rows = []
+    for job, instant, trigger, note in dues:
+        fields = _run_fields(job, active.get(job.id, 0), trigger=trigger, by=None,
+                             scheduled_for=instant, note=note)
+        if fields["status"] == "queued":
+            active[job.id] = active.get(job.id, 0) + 1
+        rows.append(fields)
+    insert = _insert_ignoring_duplicates().returning(
+        JobRun.id, JobRun.job_id, JobRun.task, JobRun.queue, JobRun.limits, JobRun.status)
+    inserted = db.session.execute(insert, rows).all()
+    latest: dict[int, int] = {}
+    for row in inserted:
+        latest[row.job_id] = max(row.id, latest.get(row.job_id, 0))
+    if latest:
+        db.session.execute(update(Job), [{"id": j, "last_run_id": r} for j, r in latest.items()])
+    db.session.commit()
+    return [QueuedRun(r.id, r.job_id, r.task, r.queue, r.limits) for r in inserted if r.status == "queued"]
+
+
+def _insert_ignoring_duplicates():
+    """Return an INSERT of runs that skips rows whose (job, instant) is already recorded."""
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(JobRun).on_conflict_do_nothing(index_elements=["job_id", "scheduled_for"])
 
 
 def claim(run_id: int, *, worker: str | None = None, attempt: int = 1, take_over: bool = False) -> bool:

@@ -72,12 +72,14 @@ class CeleryStack:
     """A database, a Redis database number, and the workers and beats running against them."""
 
     folder: Path
-    redis_server: RedisServer
+    redis_server: RedisServer | None
     db_number: int
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def broker_url(self) -> str:
+        if self.redis_server is None:  # an embedded-mode stack: nothing may talk to a broker
+            return "redis://127.0.0.1:1/0"
         return f"{self.redis_server.url}/{self.db_number}"
 
     @property
@@ -116,9 +118,9 @@ class CeleryStack:
             "ETL_DATABASE_URL": f"sqlite:///{self.instance / 'etl.db'}",
         }
 
-    def flask(self, *args: str) -> None:
+    def flask(self, *args: str, **extra: str) -> None:
         """Run a flask CLI command against this stack."""
-        subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env(),
+        subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env(**extra),
                        check=True, capture_output=True, text=True)
 
     def _spawn(self, name: str, args: list[str], **extra: str) -> subprocess.Popen:

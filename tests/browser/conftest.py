@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.processes import ROOT, CeleryStack, RedisServer, stop
 from tests.support import free_port, wait_for_port
-
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 USERS = {"admin": "admin-password", "viewer": "viewer-password"}
 
@@ -29,46 +26,60 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-def _flask(env: dict, *args: str) -> None:
-    """Run a `flask` CLI command of the project, failing the test run if it fails."""
-    subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, check=True,
-                   capture_output=True, text=True)
-
-
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """Serve the admin with gunicorn on a free port, on a fresh database; stop it by PID."""
-    instance = tmp_path_factory.mktemp("live") / "instance"
-    port = free_port()
-    env = {
-        **os.environ,
-        "FLASK_APP": "webapp",
-        "INSTANCE_PATH": str(instance),
-        "SECRET_KEY": "browser-tests",
-        "USE_CELERY": "false",
-        "SCHEDULER_SYNC_SECONDS": "0.2",
-        "LOG_LEVEL": "WARNING",
-    }
-    _flask(env, "db", "upgrade")
+def browser_redis(tmp_path_factory):
+    """A private Redis for the Celery-mode run of the browser suite, started on first use."""
+    server = RedisServer(tmp_path_factory.mktemp("browser-redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["embedded", "celery"])
+def live_server(request, tmp_path_factory):
+    """Serve the admin with gunicorn on a free port, in each mode, on a fresh database.
+
+    Celery mode adds a worker on the four queues and a RedisBeatScheduler beat, all real
+    processes, stopped by PID afterwards.
+    """
+    mode = request.param
+    redis_server = request.getfixturevalue("browser_redis") if mode == "celery" else None
+    stack = CeleryStack(tmp_path_factory.mktemp(f"live-{mode}"), redis_server, db_number=40)
+    stack.instance.mkdir()
+    extra = {"SCHEDULER_SYNC_SECONDS": "0.2", "LOG_LEVEL": "WARNING"}
+    if mode == "embedded":
+        extra["USE_CELERY"] = "false"
+    stack.flask("db", "upgrade", **extra)
     for name, password in USERS.items():
-        _flask(env, "users", "create", name, "--role", name, "--password", password)
-    log = open(instance / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "4", "webapp.wsgi:app"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+        stack.flask("users", "create", name, "--role", name, "--password", password, **extra)
+    port = free_port()
+    server = None
     try:
+        if mode == "celery":
+            stack.start_worker()
+            stack.start_beat()
+        with open(stack.folder / "server.log", "ab") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                 "--threads", "4", "webapp.wsgi:app"],
+                cwd=ROOT, env=stack.env(**extra), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        yield LiveServer(f"http://127.0.0.1:{port}", mode)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        if server is not None:
+            stop(server)
+        stack.stop_all()
+
+
+class LiveServer(str):
+    """The server's base URL, which also knows the scheduler mode it runs."""
+
+    def __new__(cls, url: str, mode: str):
+        value = super().__new__(cls, url)
+        value.mode = mode
+        return value
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
-from tasks.runs import queue_run
+from sqlalchemy import select
+
+from tasks.runs import QueuedRun, queue_many, queue_run
 
 from ..extensions import db
 from ..models import Job, JobRun
@@ -41,20 +43,25 @@ def is_misfire(instant: datetime, now: datetime) -> bool:
     return utc(instant) < utc(now) - grace()
 
 
-def _record_due(job: Job, instant: datetime, following: datetime | None, now: datetime) -> JobRun | None:
-    """Record the run of a due instant (or the misfire policy's outcome) and store the next run."""
-    job.next_run_at = to_db(following)
+def _outcome(job: Job, instant: datetime, now: datetime) -> tuple[str, str | None]:
+    """Return how a due instant is recorded: its trigger, and a note if it is skipped."""
     if not is_misfire(instant, now):
-        return queue_run(job, trigger="schedule", scheduled_for=instant)
+        return "schedule", None
     missed, moment = 0, instant
     while moment is not None and moment <= utc(now) and missed < _MISSED_COUNT_CAP:
         missed += 1
         moment = job.schedule.next_after(moment)
-    note = None
-    if job.misfire_policy == "skip":
-        note = (f"Skipped {missed} run(s) missed while the scheduler was down, "
-                f"from {instant:%Y-%m-%d %H:%M:%S} UTC (misfire policy: skip).")
-    return queue_run(job, trigger="misfire", scheduled_for=instant, note=note)
+    if job.misfire_policy != "skip":
+        return "misfire", None
+    return "misfire", (f"Skipped {missed} run(s) missed while the scheduler was down, "
+                       f"from {instant:%Y-%m-%d %H:%M:%S} UTC (misfire policy: skip).")
+
+
+def _record_due(job: Job, instant: datetime, following: datetime | None, now: datetime) -> JobRun | None:
+    """Record the run of a due instant (or the misfire policy's outcome) and store the next run."""
+    job.next_run_at = to_db(following)
+    trigger, note = _outcome(job, instant, now)
+    return queue_run(job, trigger=trigger, scheduled_for=instant, note=note)
 
 
 def _settle(job_id: int, instant: datetime, following: datetime | None, run: JobRun | None) -> None:
@@ -97,6 +104,30 @@ def catch_up(job: Job, now: datetime) -> JobRun | None:
     if job.paused or instant is None or not is_misfire(instant, now):
         return None
     return _record_due(job, instant, job.schedule.next_after(utc(now)), now)
+
+
+def fire_claimed_many(claims: list[tuple[int, datetime, datetime | None]], now: datetime) -> list[QueuedRun]:
+    """Record a batch of instants the beat claimed in Redis, in one transaction.
+
+    Each claim is (job id, instant, the next instant the beat moved the job to). Deleted and
+    paused jobs are left out; an instant already recorded is not recorded again.
+    """
+    jobs: dict[int, Job] = {}
+    ids = sorted({job_id for job_id, _, _ in claims})
+    for start in range(0, len(ids), 500):
+        for job in db.session.scalars(select(Job).where(Job.id.in_(ids[start:start + 500]))):
+            jobs[job.id] = job
+    dues = []
+    for job_id, instant, following in claims:
+        job = jobs.get(job_id)
+        if job is None or job.paused:
+            continue
+        job.next_run_at = to_db(following)
+        trigger, note = _outcome(job, instant, now)
+        dues.append((job, instant, trigger, note))
+    queued = queue_many(dues)
+    db.session.commit()
+    return queued
 
 
 def fire_claimed(job_id: int, instant: datetime, following: datetime | None,
