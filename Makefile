@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := webapp
 
-.PHONY: run test setup vendor db system-deps run-celery bench bench-quick screenshot clean
+.PHONY: run test setup db system-deps run-celery compose-check clean
 
 ## Python environment and third-party browser assets ------------------------------------
 $(VENV)/.installed: requirements.txt
@@ -35,6 +35,21 @@ run: db
 	@echo "Serving the admin at http://$(HOST):$(PORT)"
 	$(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - webapp.wsgi:app
 
+## Celery mode: web + a worker on the four queues + the beat (+ Redis if none answers,
+## + Flower if FLOWER_BASIC_AUTH=user:password is set; Flower never runs without a password).
+CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
+run-celery: export USE_CELERY = true
+run-celery: export CELERY_BROKER_URL := $(CELERY_BROKER_URL)
+run-celery: export PYTHONPATH := $(CURDIR)
+run-celery: db
+	@procs="web,worker,beat"; \
+	if ! $(PY) -c "import redis, os; redis.Redis.from_url(os.environ['CELERY_BROKER_URL'], socket_connect_timeout=1).ping()" 2>/dev/null; then \
+	  command -v redis-server >/dev/null || { echo "No Redis answers at $(CELERY_BROKER_URL) and redis-server is not installed (apt-get install redis-server)"; exit 1; }; \
+	  echo "No Redis at $(CELERY_BROKER_URL): starting one on 127.0.0.1:6379"; procs="redis,$$procs"; fi; \
+	if [ -n "$$FLOWER_BASIC_AUTH" ]; then procs="$$procs,flower"; else echo "Flower not started: set FLOWER_BASIC_AUTH=user:password to start it"; fi; \
+	echo "Serving the admin at http://$(HOST):$(PORT) (Celery mode)"; \
+	$(VENV)/bin/honcho start -f Procfile $$procs
+
 ## Tests: Redis and Chromium come from apt when missing; fixtures start their own processes.
 system-deps:
 	@missing=""; \
@@ -48,6 +63,11 @@ system-deps:
 
 test: setup system-deps
 	$(PY) -m pytest
+
+## Check the compose file (needs the docker compose plugin, or docker-compose 1.28+).
+compose-check:
+	@if docker compose version >/dev/null 2>&1; then SECRET_KEY=check ADMIN_PASSWORD=check FLOWER_BASIC_AUTH=check:check docker compose -f docker-compose.ops.yml --profile worker config -q; \
+	else SECRET_KEY=check ADMIN_PASSWORD=check FLOWER_BASIC_AUTH=check:check docker-compose -f docker-compose.ops.yml --profile worker config -q; fi && echo "docker-compose.ops.yml is valid"
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache test-results
