@@ -211,6 +211,10 @@ def test_routing_sends_each_task_type_to_its_queue(tmp_path_factory, redis_serve
         client = app.extensions["scheduler"].store.redis
         import json
 
+        with app.app_context():
+            status = service_status(app)
+        assert status["workers"] == [] and not status["running"]
+
         for queue, (task, _) in tasks.items():
             messages = [json.loads(m) for m in client.lrange(queue, 0, -1)]
             assert [m["headers"]["task"] for m in messages] == [task], queue
@@ -291,3 +295,31 @@ def test_redis_restarted_empty_is_rebuilt_from_the_database(tmp_path_factory, mo
         app.extensions["scheduler"].shutdown()
         stack.stop_all()
         server.stop()
+
+
+def test_a_stalled_leader_stops_sending_and_stands_by(tmp_path_factory, redis_server, monkeypatch):  # noqa: F811
+    stack = new_stack(tmp_path_factory, redis_server)
+    app = admin_app(stack, monkeypatch)
+    try:
+        worker = stack.start_worker()
+        first = stack.start_beat("beat1")
+        job_id = add_job(app, name="stall", every="1", every_unit="seconds")
+        wait_for(lambda: runs_of(app, job_id), timeout=20, message="a first run")
+        second = stack.start_beat("beat2")
+        first.send_signal(signal.SIGSTOP)  # stalled: alive, but silent past its lease
+        try:
+            wait_for(lambda: next((b for b in service_status_in(app)["beats"] if b["leader"]), {})
+                     .get("pid") == second.pid, timeout=15, message="the standby to take the lease")
+        finally:
+            first.send_signal(signal.SIGCONT)
+        wait_for(lambda: "standing by" in first.log_path.read_text(), timeout=10,
+                 message="the stalled leader to stand by")
+        settled = len(runs_of(app, job_id))
+        wait_for(lambda: len(runs_of(app, job_id)) >= settled + 3, timeout=15, message="runs go on")
+        assert first.poll() is None, "the stalled beat crashed instead of standing by"
+        assert_instants_contiguous(runs_of(app, job_id), 1.0)
+        sent = received_task_ids(worker)
+        assert max(sent.values()) == 1, "a run was sent twice"
+    finally:
+        app.extensions["scheduler"].shutdown()
+        stack.stop_all()
