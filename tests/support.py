@@ -58,3 +58,19 @@ def job_fields(**overrides) -> dict:
     }
     fields.update(overrides)
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def runs_of(app, job_id: int, status: str | None = None) -> list:
+    """Return the runs of a job, oldest first, detached from the session."""
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import JobRun
+
+    with app.app_context():
+        query = select(JobRun).where(JobRun.job_id == job_id).order_by(JobRun.id)
+        if status:
+            query = query.where(JobRun.status == status)
+        rows = list(db.session.scalars(query))
+        db.session.expunge_all()
+        return rows

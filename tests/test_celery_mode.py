@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from tests.celery_fixtures import new_stack, redis_server  # noqa: F401 (fixtures)
 from tests.processes import stop
-from tests.support import job_fields, wait_for
+from tests.support import job_fields, runs_of, wait_for
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models import Job, JobRun
+from webapp.models import Job
 from webapp.services import jobs as service
 
 pytestmark = pytest.mark.integration
@@ -56,14 +56,6 @@ def add_job(app, **fields) -> int:
         return service.add(job_fields(**fields), "admin").id
 
 
-def runs_of(app, job_id, status=None) -> list[JobRun]:
-    with app.app_context():
-        query = select(JobRun).where(JobRun.job_id == job_id).order_by(JobRun.id)
-        if status:
-            query = query.where(JobRun.status == status)
-        rows = list(db.session.scalars(query))
-        db.session.expunge_all()
-        return rows
 
 
 def received_task_ids(*processes) -> Counter:

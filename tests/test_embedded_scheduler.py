@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from tests.support import wait_for
+from tests.support import runs_of, wait_for
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Job, JobRun
@@ -17,15 +17,6 @@ from webapp.services import jobs as service
 pytestmark = pytest.mark.integration
 
 
-def runs_of(app, job_id, status=None):
-    """Return the runs of a job, oldest first."""
-    with app.app_context():
-        query = select(JobRun).where(JobRun.job_id == job_id).order_by(JobRun.id)
-        if status:
-            query = query.where(JobRun.status == status)
-        rows = list(db.session.scalars(query))
-        db.session.expunge_all()
-        return rows
 
 
 def count_runs(app, job_id):

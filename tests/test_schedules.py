@@ -480,7 +480,6 @@ def test_cron_fire_times_strictly_increase_starting_in_first_pass_of_repeated_ho
 def _second_pass_params():
     params = []
     for transition in ("berlin-fall", "new-york-fall"):
-        tz = TRANSITIONS[transition][0]
         for expression in DST_EXPRESSIONS:
             # Fixed-time rules inside the repeated hour once answered a time of the first pass.
             params.append(pytest.param(transition, expression, id=f"{transition}-{expression}"))

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.processes import ROOT, CeleryStack, RedisServer, stop
+from tests.celery_fixtures import redis_server  # noqa: F401 (fixture)
+from tests.processes import ROOT, CeleryStack, stop
 from tests.support import free_port, wait_for_port
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 USERS = {"admin": "admin-password", "viewer": "viewer-password"}
@@ -26,15 +27,6 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-@pytest.fixture(scope="session")
-def browser_redis(tmp_path_factory):
-    """A private Redis for the Celery-mode run of the browser suite, started on first use."""
-    server = RedisServer(tmp_path_factory.mktemp("browser-redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="session", params=["embedded", "celery"])
 def live_server(request, tmp_path_factory):
     """Serve the admin with gunicorn on a free port, in each mode, on a fresh database.
@@ -43,8 +35,8 @@ def live_server(request, tmp_path_factory):
     processes, stopped by PID afterwards.
     """
     mode = request.param
-    redis_server = request.getfixturevalue("browser_redis") if mode == "celery" else None
-    stack = CeleryStack(tmp_path_factory.mktemp(f"live-{mode}"), redis_server, db_number=40)
+    redis = request.getfixturevalue("redis_server") if mode == "celery" else None
+    stack = CeleryStack(tmp_path_factory.mktemp(f"live-{mode}"), redis, db_number=40)
     stack.instance.mkdir()
     extra = {"SCHEDULER_SYNC_SECONDS": "0.2", "LOG_LEVEL": "WARNING"}
     if mode == "embedded":
