@@ -54,9 +54,13 @@ QUEUE_NAMES = QUEUES.split(",")
 # kombu's Redis transport keeps a list per queue and priority step (0 is the bare name).
 QUEUE_KEYS = [q if p == 0 else f"{q}\x06\x16{p}" for q in QUEUE_NAMES for p in (0, 3, 6, 9)]
 WAIT = 60.0  # the longest any single wait may last
-DUE_LEAD = 0.005  # ours: the admin refuses a start in the past, so "due now" is "due in 5 ms"
+DUE_LEAD = 0.005
+# After a sample that leaves a 1-s job behind (update, resume): let its follow-up tick pass, so
+# that the random gap before the next sample meets the beat at a random phase of its own loop.
+SETTLE = 1.2  # ours: the admin refuses a start in the past, so "due now" is "due in 5 ms"
 OUR_BEAT_ENV = {"BEAT_LEASE_SECONDS": "5", "BEAT_HOUSEKEEPING_SECONDS": "5", "BEAT_BATCH": "1000"}
 PROCESSES: list[subprocess.Popen] = []
+VERBOSE = False
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -368,6 +372,7 @@ class Ours:
         due = job.next_run.timestamp()
         received = listener.wait(self.matcher(job.id))
         service.remove(job.id, "bench")  # it would go on every second
+        time.sleep(SETTLE)
         if received is None:
             result.failures += 1
         else:
@@ -400,7 +405,7 @@ class RedBeat:
         self.tags = itertools.count(1)
         self.beat = spawn_beat(self.stack, f"redbeat-beat-db{db_number}",
                                ["-A", "bench.redbeat_app", "beat", "-S", "redbeat.RedBeatScheduler",
-                                "--max-interval", str(self.max_interval), "--loglevel", "INFO"],
+                                "--max-interval", str(int(self.max_interval)), "--loglevel", "INFO"],
                                REDBEAT_MAX_LOOP_INTERVAL=str(self.max_interval))
         lock = self.app.redbeat_conf.lock_key
         wait_until(lambda: self.broker.exists(lock), what="redbeat to take its lock")
@@ -464,6 +469,7 @@ class RedBeat:
         result.calls.append(time.time() - t0)
         self._await(tag, t0, max(t0, created + 1.0), result, listener)
         entry.delete()  # it would go on every second
+        time.sleep(SETTLE)
 
     def _await(self, tag: int, t0: float, due: float, result: Latency, listener: Listener) -> None:
         received = listener.wait(self.matcher(tag))
@@ -499,6 +505,7 @@ class RedBeat:
         result.calls.append(time.time() - t0)
         self._await(tag, t0, max(t0, created + 1.0), result, listener)
         entry.delete()  # it would go on every second
+        time.sleep(SETTLE)
 
     # -- burst
 
@@ -575,6 +582,8 @@ def change_to_effect(system, label: str, load: int, samples: int, rng: random.Ra
                 else:
                     getattr(system, scenario)(label, i, result, listener, gap)
             log(f"  {system.name:8} {scenario:7} load={load:<6} {summary(result)}")
+            if VERBOSE:
+                log("    samples: " + " ".join(ms(v) for v in sorted(result.samples)))
             results.append(result)
     finally:
         listener.close()
@@ -739,9 +748,12 @@ def main() -> int:
     parser.add_argument("--skip-burst", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="run our burst beat under cProfile and print where its time goes")
+    parser.add_argument("--verbose", action="store_true", help="print every sample")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS-beat.md"))
     args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
     samples = args.samples or (5 if args.quick else 20)
     burst_jobs = args.burst or (1_000 if args.quick else 10_000)
     systems = [args.only] if args.only else ["ours", "redbeat"]

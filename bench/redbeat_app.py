@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from redbeat.schedulers import ensure_conf
+
 from tasks.celery_app import create_celery
 
 # Celery's default is 0 (= 300 s); redbeat sleeps up to this long between looks at Redis.
@@ -27,6 +29,7 @@ def make_app(broker_url: str | None = None):
         redbeat_redis_options={},
         redbeat_key_prefix=KEY_PREFIX,
     )
+    ensure_conf(app)  # app.redbeat_conf, as the scheduler and the entries read it
     return app
 
 

@@ -39,7 +39,7 @@ class JobRun(db.Model):
     scheduled_for: Mapped[datetime | None]
     queued_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
     duration_ms: Mapped[int | None]
     worker: Mapped[str | None] = mapped_column(String(200))
     attempt: Mapped[int] = mapped_column(default=1)
