@@ -54,10 +54,10 @@ QUEUE_NAMES = QUEUES.split(",")
 # kombu's Redis transport keeps a list per queue and priority step (0 is the bare name).
 QUEUE_KEYS = [q if p == 0 else f"{q}\x06\x16{p}" for q in QUEUE_NAMES for p in (0, 3, 6, 9)]
 WAIT = 60.0  # the longest any single wait may last
-DUE_LEAD = 0.005
+DUE_LEAD = 0.001  # ours: the admin refuses a start in the past, so "due now" is "due in 1 ms"
 # After a sample that leaves a 1-s job behind (update, resume): let its follow-up tick pass, so
 # that the random gap before the next sample meets the beat at a random phase of its own loop.
-SETTLE = 1.2  # ours: the admin refuses a start in the past, so "due now" is "due in 5 ms"
+SETTLE = 1.2
 OUR_BEAT_ENV = {"BEAT_LEASE_SECONDS": "5", "BEAT_HOUSEKEEPING_SECONDS": "5", "BEAT_BATCH": "1000"}
 PROCESSES: list[subprocess.Popen] = []
 VERBOSE = False
