@@ -215,9 +215,10 @@ class Burst:
 
     @property
     def rate(self) -> float | None:
-        if self.last is None or self.first is None or self.last <= self.first:
+        """Jobs per second from T until the last message is in the broker."""
+        if self.last is None or self.last <= 0:
             return None
-        return self.jobs / (self.last - self.first)
+        return self.jobs / self.last
 
 
 # -- our beat ------------------------------------------------------------------------------
@@ -654,7 +655,17 @@ def machine() -> dict[str, str]:
         "redis-py": pkg("redis"),
         "redis-server": version,
         "SQLite": sqlite3.sqlite_version,
+        "product commit": product_commit(),
     }
+
+
+def product_commit() -> str:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = git("status", "--porcelain", "--", "tasks", "webapp", "migrations")
+    return head + (" (tasks/webapp with uncommitted changes)" if dirty else "")
 
 
 def tables(latencies: list[Latency], bursts: list[Burst], setup: dict, max_interval: float) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -701,7 +712,7 @@ def tables(latencies: list[Latency], bursts: list[Burst], setup: dict, max_inter
         jobs = bursts[0].jobs
         title = (f"Burst: {jobs:,} jobs due at the same second T, no worker; time from T until "
                  "the messages are in the broker")
-        header = ["system", "jobs", "T to first", "T to half", "T to last", "publish rate",
+        header = ["system", "jobs", "T to first", "T to half", "T to last", "rate (jobs / T to last)",
                   "ours/redbeat (T to last)", "ours/redbeat (rate)", "note"]
         theirs = next((b for b in bursts if b.system == "redbeat"), None)
         rows = []
@@ -808,6 +819,8 @@ def main() -> int:
                 try:
                     log(f"{name}: burst of {burst_jobs:,} jobs due at T (setup + {lead:.0f}s)")
                     result = system.burst(burst_jobs, lead)
+                    if profile is not None:
+                        result.note += " (beat under cProfile: slower)"
                     log(f"  {name:8} burst: T->first {ms(result.first)}  T->last {ms(result.last)}  "
                         f"rate {result.rate or 0:,.0f}/s  {result.note}")
                     bursts.append(result)

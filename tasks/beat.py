@@ -176,6 +176,9 @@ class RedisBeatScheduler(Scheduler):
         if not self.store.is_built() or projection.current_revision() != self._reconciled_revision:
             self._reconcile()
         reaper.reap_lost_runs()
+        for beat_id, beat in self.store.beats().items():  # forget beats gone for an hour
+            if now - beat.get("heartbeat", 0) > 3600:
+                self.store.forget_beat(beat_id)
 
     # -- sending ---------------------------------------------------------------------------
 
