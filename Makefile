@@ -41,12 +41,14 @@ CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
 run-celery: export USE_CELERY = true
 run-celery: export CELERY_BROKER_URL := $(CELERY_BROKER_URL)
 run-celery: export PYTHONPATH := $(CURDIR)
+run-celery: export ADMIN_PORT := $(PORT)
 run-celery: db
-	@procs="web,worker,beat"; \
+	@procs="web worker beat"; \
 	if ! $(PY) -c "import redis, os; redis.Redis.from_url(os.environ['CELERY_BROKER_URL'], socket_connect_timeout=1).ping()" 2>/dev/null; then \
 	  command -v redis-server >/dev/null || { echo "No Redis answers at $(CELERY_BROKER_URL) and redis-server is not installed (apt-get install redis-server)"; exit 1; }; \
-	  echo "No Redis at $(CELERY_BROKER_URL): starting one on 127.0.0.1:6379"; procs="redis,$$procs"; fi; \
-	if [ -n "$$FLOWER_BASIC_AUTH" ]; then procs="$$procs,flower"; else echo "Flower not started: set FLOWER_BASIC_AUTH=user:password to start it"; fi; \
+	  export REDIS_PORT=$$($(PY) -c "import os, urllib.parse; print(urllib.parse.urlsplit(os.environ['CELERY_BROKER_URL']).port or 6379)"); \
+	  echo "No Redis at $(CELERY_BROKER_URL): starting one on 127.0.0.1:$$REDIS_PORT"; procs="redis $$procs"; fi; \
+	if [ -n "$$FLOWER_BASIC_AUTH" ]; then procs="$$procs flower"; else echo "Flower not started: set FLOWER_BASIC_AUTH=user:password to start it"; fi; \
 	echo "Serving the admin at http://$(HOST):$(PORT) (Celery mode)"; \
 	$(VENV)/bin/honcho start -f Procfile $$procs
 
