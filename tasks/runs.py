@@ -117,12 +117,14 @@ class QueuedRun:
     limits: dict[str, Any] | None
 
 
-def queue_many(dues: list[tuple[Job, datetime, str, str | None]]) -> list[QueuedRun]:
+def queue_many(dues: list[tuple[Job, datetime, str, str | None]],
+               next_runs: dict[int, datetime | None] | None = None) -> list[QueuedRun]:
     """Record many due instants (job, instant, trigger, note) in one transaction.
 
     The same rules as queue_run, for a beat's batch: one count query for the active runs of
-    every job, one multi-row insert that leaves out instants already recorded, one update of
-    the jobs' last run. Returns the runs that were queued (not skipped, not duplicates).
+    every job, one multi-row insert that leaves out instants already recorded, and bulk
+    updates of the jobs' last run and next run (next_runs: job id -> next fire time).
+    Returns the runs that were queued (not skipped, not duplicates).
     """
     if not dues:
         return []
@@ -149,6 +151,8 @@ def queue_many(dues: list[tuple[Job, datetime, str, str | None]]) -> list[Queued
         latest[row.job_id] = max(row.id, latest.get(row.job_id, 0))
     if latest:
         db.session.execute(update(Job), [{"id": j, "last_run_id": r} for j, r in latest.items()])
+    if next_runs:
+        db.session.execute(update(Job), [{"id": j, "next_run_at": to_db(t)} for j, t in next_runs.items()])
     db.session.commit()
     return [QueuedRun(r.id, r.job_id, r.task, r.queue, r.limits) for r in inserted if r.status == "queued"]
 
