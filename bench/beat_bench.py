@@ -61,6 +61,7 @@ SETTLE = 1.2
 OUR_BEAT_ENV = {"BEAT_LEASE_SECONDS": "5", "BEAT_HOUSEKEEPING_SECONDS": "5", "BEAT_BATCH": "1000"}
 PROCESSES: list[subprocess.Popen] = []
 VERBOSE = False
+COMMIT_AT_START = "?"
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -608,7 +609,7 @@ def ms(value: float | None) -> str:
 def ratio(ours: float | None, theirs: float | None) -> str:
     if ours is None or theirs is None or theirs <= 0:
         return "-"
-    return f"{ours / theirs:.3g}x"
+    return f"{ours / theirs:.2g}x"
 
 
 # -- report --------------------------------------------------------------------------------
@@ -655,7 +656,8 @@ def machine() -> dict[str, str]:
         "redis-py": pkg("redis"),
         "redis-server": version,
         "SQLite": sqlite3.sqlite_version,
-        "product commit": product_commit(),
+        "product commit": COMMIT_AT_START if product_commit() == COMMIT_AT_START
+        else f"{COMMIT_AT_START} at the start, {product_commit()} at the end (changed during the run)",
     }
 
 
@@ -763,8 +765,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS-beat.md"))
     args = parser.parse_args()
-    global VERBOSE
+    global VERBOSE, COMMIT_AT_START
     VERBOSE = args.verbose
+    COMMIT_AT_START = product_commit()
     samples = args.samples or (5 if args.quick else 20)
     burst_jobs = args.burst or (1_000 if args.quick else 10_000)
     systems = [args.only] if args.only else ["ours", "redbeat"]
