@@ -160,7 +160,7 @@ def check_name():
     return render("jobs/_field_error.html", "jobs/_field_error.html", error=error, field="name")
 
 
-def _back(job_id: int | None = None):
+def _back():
     """Redirect a form post back where it came from (same site only), or to the list."""
     target = request.form.get("next") or ""
     if target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
@@ -173,7 +173,7 @@ def _row_result(job, message: str, category: str = "success"):
     flash(message, category)
     if wants_partial():
         return fragment("jobs/_row.html", job=job, running=queries.running_job_ids([job.id]))
-    return _back(job.id)
+    return _back()
 
 
 @bp.post("/<int:job_id>/pause")
