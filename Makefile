@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := webapp
 
-.PHONY: run test setup db system-deps run-celery compose-check clean
+.PHONY: run test setup db system-deps run-celery bench bench-quick bench-deps compose-check clean
 
 ## Python environment and third-party browser assets ------------------------------------
 $(VENV)/.installed: requirements.txt
@@ -65,6 +65,16 @@ system-deps:
 
 test: setup system-deps
 	$(PY) -m pytest
+
+## Benchmarks, on demand (never part of make test): our beat beside celery-redbeat.
+bench-deps: setup system-deps
+	$(VENV)/bin/pip install --quiet -r bench/requirements.txt
+
+bench: bench-deps
+	PYTHONPATH=$(CURDIR) $(PY) bench/beat_bench.py
+
+bench-quick: bench-deps
+	PYTHONPATH=$(CURDIR) $(PY) bench/beat_bench.py --quick --output bench/RESULTS-beat-quick.md
 
 ## Check the compose file (needs the docker compose plugin, or docker-compose 1.28+).
 compose-check:
