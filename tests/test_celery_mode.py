@@ -315,3 +315,16 @@ def test_a_stalled_leader_stops_sending_and_stands_by(tmp_path_factory, redis_se
     finally:
         app.extensions["scheduler"].shutdown()
         stack.stop_all()
+
+
+def test_run_now_with_the_broker_down_fails_the_run_plainly(app):
+    app.config.update(USE_CELERY=True, CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+                      CELERY_RESULT_BACKEND="redis://127.0.0.1:1/0")
+    from webapp.services.scheduler.celery import CeleryBackend
+
+    app.extensions["scheduler"] = CeleryBackend(app)
+    with app.app_context():
+        job_id = service.add(job_fields(name="broker down", every="1", every_unit="days"), "admin").id
+        run = service.run_now(job_id, "admin")
+        db.session.refresh(run)
+        assert run.status == "failed" and "Could not reach the Celery broker" in run.error

@@ -90,9 +90,14 @@ class CeleryBackend:
 
     def dispatch(self, run_id: int) -> None:
         """Send a queued run to its queue now."""
+        from tasks import runs
         from tasks.celery_app import send_runs
 
-        send_runs(self.celery, [db.session.get(JobRun, run_id)])
+        try:
+            send_runs(self.celery, [db.session.get(JobRun, run_id)])
+        except Exception as exc:  # broker down: say so on the run instead of leaving it queued
+            log.warning("could not send run %s: %s", run_id, exc)
+            runs.fail(run_id, RuntimeError(f"Could not reach the Celery broker: {exc}"))
 
     def sync(self) -> dict[str, int]:
         """Reconcile Redis with the database."""
