@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 from celery.beat import Scheduler
@@ -33,6 +33,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import JobRun
+from webapp.models.clock import utcnow
 from webapp.schedules import Schedule
 from webapp.services import reaper
 from webapp.services.firing import fire_claimed, fire_claimed_many, is_misfire
@@ -61,6 +62,7 @@ class RedisBeatScheduler(Scheduler):
         self._renewed_at = 0.0
         self._housekept_at = 0.0
         self._reconciled_revision: int | None = None
+        self._reconciled_at = None
         self._backoff = 0.0
         self._stats = {"sent": 0, "ticks": 0, "last_tick": None, "last_sent": None, "since": time.time()}
         kwargs.setdefault("max_interval", 1)
@@ -149,6 +151,7 @@ class RedisBeatScheduler(Scheduler):
             log.warning("beat %s: %s; standing by", self.beat_id, reason)
         self.lease = None
         self._reconciled_revision = None
+        self._reconciled_at = None
 
     def _take_over(self, now: float) -> None:
         """On taking the lead: make Redis match the database and finish a dead leader's work."""
@@ -156,11 +159,16 @@ class RedisBeatScheduler(Scheduler):
         self._recover_outbox(now)
         self._housekept_at = now
 
-    def _reconcile(self) -> None:
+    def _reconcile(self, full: bool = True) -> None:
         """Make Redis match the database; after a Redis wipe, send the queued runs again."""
         wiped = not self.store.is_built()
-        projection.reconcile(self.store)
-        self._reconciled_revision = projection.current_revision()
+        started = utcnow()
+        revision = projection.current_revision()
+        if full or wiped or self._reconciled_at is None:
+            projection.reconcile(self.store)
+        else:  # the admin wrote its changes itself: only repair what it may have missed
+            projection.reconcile_recent(self.store, self._reconciled_at - timedelta(seconds=5))
+        self._reconciled_revision, self._reconciled_at = revision, started
         if wiped:
             # Their messages may have gone with the broker's data. Sending again is harmless:
             # a worker claims a run queued -> running only once.
@@ -174,7 +182,7 @@ class RedisBeatScheduler(Scheduler):
         """Every few seconds: rebuild a lost schedule, catch changes Redis missed, reap lost runs."""
         self._housekept_at = now
         if not self.store.is_built() or projection.current_revision() != self._reconciled_revision:
-            self._reconcile()
+            self._reconcile(full=False)
         reaper.reap_lost_runs()
         for beat_id, beat in self.store.beats().items():  # forget beats gone for an hour
             if now - beat.get("heartbeat", 0) > 3600:

@@ -153,10 +153,16 @@ def task_type(
     return register
 
 
+_loaded = False
+
+
 def load() -> dict[str, TaskType]:
     """Import the task modules once, so their decorators fill the registry."""
-    for module in MODULES:
-        importlib.import_module(module)
+    global _loaded
+    if not _loaded:
+        for module in MODULES:
+            importlib.import_module(module)
+        _loaded = True
     return _REGISTRY
 
 

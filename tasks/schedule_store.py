@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Iterable
 
 import redis
 
 DEFAULT_PREFIX = "jobsched"
+BLPOP_SLACK = 0.12  # Redis's timeout resolution (hz 10), with a margin
 
 _CLAIM = """
 local lease = redis.call('GET', KEYS[1])
@@ -216,11 +218,19 @@ class ScheduleStore:
             self.redis.hdel(self.outbox_key, *[f"{job_id}|{score!r}" for job_id, score in items])
 
     def wait(self, timeout: float) -> bool:
-        """Block until woken or the timeout passes; return whether a change woke us."""
+        """Block until woken or the timeout passes; return whether a change woke us.
+
+        Redis checks blocking timeouts only ten times a second, so BLPOP alone would fire up
+        to 100 ms late: block until shortly before the deadline, then sleep the rest.
+        """
         if timeout <= 0:
             return False
-        woken = self.redis.blpop([self.wake_key], timeout=max(timeout, 0.01)) is not None
-        return woken
+        if timeout > BLPOP_SLACK:
+            if self.redis.blpop([self.wake_key], timeout=timeout - BLPOP_SLACK) is not None:
+                return True
+            return False  # the caller works out what is left and waits again
+        time.sleep(timeout)
+        return False
 
     # -- the lease --------------------------------------------------------------------------
 
