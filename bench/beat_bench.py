@@ -48,7 +48,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")  # the admin in this process: keep
 import redis  # noqa: E402
 
 from tests.processes import QUEUES, CeleryStack, RedisServer, stop  # noqa: E402
-from tests.support import job_fields  # noqa: E402
+from tests.support import job_fields, wait_for  # noqa: E402
 
 QUEUE_NAMES = QUEUES.split(",")
 # kombu's Redis transport keeps a list per queue and priority step (0 is the bare name).
@@ -87,17 +87,6 @@ def sleep_until(ts: float) -> None:
     delay = ts - time.time()
     if delay > 0:
         time.sleep(delay)
-
-
-def wait_until(condition, timeout: float = WAIT, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def spawn_beat(stack: CeleryStack, name: str, celery_args: list[str], profile: Path | None = None,
@@ -245,8 +234,8 @@ class Ours:
                                ["-A", "tasks", "beat", "--scheduler", "tasks.beat:RedisBeatScheduler",
                                 "--loglevel", "INFO"], profile=profile, **OUR_BEAT_ENV)
         store = self.backend.store
-        wait_until(lambda: any(b.get("role") == "leader" for b in store.beats().values()),
-                   what="our beat to lead")
+        wait_for(lambda: any(b.get("role") == "leader" for b in store.beats().values()),
+                 timeout=WAIT, message="our beat to lead")
 
     @property
     def backend(self):
@@ -410,7 +399,7 @@ class RedBeat:
                                 "--max-interval", str(int(self.max_interval)), "--loglevel", "INFO"],
                                REDBEAT_MAX_LOOP_INTERVAL=str(self.max_interval))
         lock = self.app.redbeat_conf.lock_key
-        wait_until(lambda: self.broker.exists(lock), what="redbeat to take its lock")
+        wait_for(lambda: self.broker.exists(lock), timeout=WAIT, message="redbeat to take its lock")
 
     @property
     def max_interval(self) -> float:
@@ -786,7 +775,8 @@ def main() -> int:
     setup: dict[str, str] = {}
     started = datetime.now(timezone.utc)
     ok = False
-    from bench.redbeat_app import MAX_LOOP_INTERVAL
+    # Read like bench/redbeat_app.py does, without importing redbeat (absent in `make test`).
+    MAX_LOOP_INTERVAL = float(os.environ.get("REDBEAT_MAX_LOOP_INTERVAL", "5"))
 
     try:
         server.start()

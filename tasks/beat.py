@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 from celery.beat import Scheduler
+from kombu import pools as kombu_pools
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -92,10 +93,26 @@ class RedisBeatScheduler(Scheduler):
             self._backoff = 0.0
             return wait
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self._lose_lease(f"Redis unreachable: {exc}")
-            self._backoff = min(max(self._backoff * 2, 0.5), 10.0)
-            log.warning("beat %s: Redis unreachable (%s); retrying in %.1fs", self.beat_id, exc, self._backoff)
-            return self._backoff
+            reason = f"Redis unreachable: {exc}"
+        except Exception as exc:  # never let the beat die: stand by, start clean, try again
+            log.exception("beat %s: round failed", self.beat_id)
+            reason = f"round failed: {exc!r}"
+        # Whatever broke, the next lead starts clean: fresh broker connections, and the
+        # take-over path (reconcile, outbox) finishes what this round claimed but did not send.
+        self._lose_lease(reason)
+        self._reset_broker()
+        self._backoff = min(max(self._backoff * 2, 0.5), 10.0)
+        log.warning("beat %s: %s; retrying in %.1fs", self.beat_id, reason, self._backoff)
+        return self._backoff
+
+    def _reset_broker(self) -> None:
+        """Drop the Celery app's pooled broker connections (kombu can keep a broken one)."""
+        try:
+            kombu_pools.reset()  # closes and forgets kombu's global connection and producer pools
+        except Exception:  # closing a broken connection may fail too; it is dropped anyway
+            pass
+        self.app._pool = None
+        self.app.amqp._producer_pool = None
 
     def sync(self) -> None:
         """Nothing to persist: the schedule and the runs are already stored."""
@@ -149,6 +166,10 @@ class RedisBeatScheduler(Scheduler):
     def _lose_lease(self, reason: str) -> None:
         if self.lease:
             log.warning("beat %s: %s; standing by", self.beat_id, reason)
+            try:
+                self.store.release(self.lease)  # let a healthy standby (or us, later) lead now
+            except redis.RedisError:
+                pass
         self.lease = None
         self._reconciled_revision = None
         self._reconciled_at = None

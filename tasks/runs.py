@@ -234,6 +234,7 @@ def execute(run_id: int, *, worker: str | None = None, attempt: int = 1, can_ret
     the caller schedules the next attempt.
     """
     if not claim(run_id, worker=worker, attempt=attempt, take_over=take_over):
+        log.info("run %s was already taken: this delivery does nothing", run_id)
         return None
     run = db.session.get(JobRun, run_id)
     task = registry.get(run.task)

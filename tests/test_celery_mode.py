@@ -66,6 +66,21 @@ def received_task_ids(*processes) -> Counter:
     return counts
 
 
+def assert_each_run_executed_once(*workers) -> None:
+    """Assert that a run delivered more than once ran once: its extra deliveries did nothing.
+
+    A leader stopped between recording a batch and clearing its outbox may have sent it when
+    the next leader sends it again; a worker claims a run queued -> running only once.
+    """
+    received = received_task_ids(*workers)
+    assert received, "no task was received"
+    logs = "".join(w.log_path.read_text() for w in workers)
+    for task_id, count in received.items():
+        if count > 1:
+            noops = logs.count(f"run {task_id.split('-')[1]} was already taken")
+            assert noops == count - 1, f"{task_id} ran {count - noops} times"
+
+
 def assert_instants_contiguous(runs, step: float) -> None:
     """Assert that consecutive fire instants are one step apart: none missed, none twice."""
     instants = sorted(r.scheduled_for for r in runs if r.scheduled_for)
@@ -242,8 +257,7 @@ def test_two_beats_only_one_sends_and_kill_9_hands_over(tmp_path_factory, redis_
         assert next(b for b in status["beats"] if b["leader"])["pid"] == standby.pid
         runs = runs_of(app, job_id)
         assert_instants_contiguous(runs, 1.0)
-        sent = received_task_ids(worker)
-        assert sent and max(sent.values()) == 1, "a run was sent twice"
+        assert_each_run_executed_once(worker)
     finally:
         app.extensions["scheduler"].shutdown()
         stack.stop_all()
@@ -310,8 +324,7 @@ def test_a_stalled_leader_stops_sending_and_stands_by(tmp_path_factory, redis_se
         wait_for(lambda: len(runs_of(app, job_id)) >= settled + 3, timeout=15, message="runs go on")
         assert first.poll() is None, "the stalled beat crashed instead of standing by"
         assert_instants_contiguous(runs_of(app, job_id), 1.0)
-        sent = received_task_ids(worker)
-        assert max(sent.values()) == 1, "a run was sent twice"
+        assert_each_run_executed_once(worker)
     finally:
         app.extensions["scheduler"].shutdown()
         stack.stop_all()
