@@ -74,11 +74,7 @@ class RedisBeatScheduler(Scheduler):
     def setup_schedule(self) -> None:
         """Connect to Redis; the schedule itself lives there, not in self.data."""
         self.flask = celery_app.flask_app()
-        self.store = ScheduleStore(
-            redis.Redis.from_url(self.flask.config["SCHEDULE_REDIS_URL"], socket_timeout=5,
-                                 socket_connect_timeout=2, health_check_interval=10),
-            prefix=self.flask.config["SCHEDULE_REDIS_PREFIX"],
-        )
+        self.store = ScheduleStore.from_config(self.flask.config)
         log.info("beat %s: lease %.1fs, batch %d", self.beat_id, self.lease_ms / 1000, self.batch)
 
     @property

@@ -22,7 +22,6 @@ nothing.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any, Iterable
 
@@ -71,22 +70,12 @@ return 0
 """
 
 
-def redis_url() -> str:
-    """Return the URL of the Redis that holds the schedule (default: the Celery broker's)."""
-    return os.environ.get(
-        "SCHEDULE_REDIS_URL", os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-    )
-
-
 class ScheduleStore:
     """Read and write the schedule projection in Redis."""
 
-    def __init__(self, client: redis.Redis | None = None, prefix: str | None = None):
-        self.redis = client or redis.Redis.from_url(
-            redis_url(), socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
-        )
-        p = prefix or os.environ.get("SCHEDULE_REDIS_PREFIX", DEFAULT_PREFIX)
-        self.prefix = p
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX):
+        self.redis = client
+        p = self.prefix = prefix
         self.due_key, self.wake_key, self.lease_key = f"{p}:due", f"{p}:wake", f"{p}:lease"
         self.fence_key, self.outbox_key = f"{p}:fence", f"{p}:outbox"
         self.beats_key, self.meta_key, self.revs_key = f"{p}:beats", f"{p}:meta", f"{p}:revs"
@@ -94,6 +83,13 @@ class ScheduleStore:
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
+
+    @classmethod
+    def from_config(cls, config) -> ScheduleStore:
+        """Return a store on the Redis and prefix of a Flask config (the admin's and the beat's)."""
+        client = redis.Redis.from_url(config["SCHEDULE_REDIS_URL"], socket_timeout=5,
+                                      socket_connect_timeout=2, health_check_interval=10)
+        return cls(client, prefix=config["SCHEDULE_REDIS_PREFIX"])
 
     def job_key(self, job_id: int | str) -> str:
         """Return the key of a job's record."""

@@ -47,7 +47,6 @@ def from_environment(instance_path: str) -> dict:
             "SCHEDULE_REDIS_URL", os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
         ),
         "SCHEDULE_REDIS_PREFIX": os.environ.get("SCHEDULE_REDIS_PREFIX", "jobsched"),
-        "FLOWER_URL": os.environ.get("FLOWER_URL", ""),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", str(256 * 1024))),
         "JOBS_PER_PAGE": int(os.environ.get("JOBS_PER_PAGE", "25")),
         "SESSION_COOKIE_HTTPONLY": True,

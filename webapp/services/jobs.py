@@ -50,7 +50,7 @@ def _bump_schedule() -> None:
         db.session.add(ScheduleRevision(id=1, value=1))
 
 
-def _check_name_free(name: str, job_id: int | None) -> None:
+def check_name_free(name: str, job_id: int | None) -> None:
     """Raise JobErrors if another job already has this name."""
     query = select(Job.id).where(Job.name_key == name.casefold())
     if job_id is not None:
@@ -76,7 +76,7 @@ def add(data: Mapping[str, Any], username: str) -> Job:
     """Create a job from submitted fields; raise JobErrors and store nothing if invalid."""
     now = _now()
     spec = jobspec.parse(data, now=now)
-    _check_name_free(spec.name, None)
+    check_name_free(spec.name, None)
     job = Job(created_by=username, paused=spec.paused)
     _apply(job, spec)
     job.next_run_at = to_db(next_fire(job, now))
@@ -94,7 +94,7 @@ def update_job(job_id: int, data: Mapping[str, Any], username: str) -> Job:
     job = get(job_id)
     now = _now()
     spec = jobspec.parse(data, now=now, existing=job)
-    _check_name_free(spec.name, job.id)
+    check_name_free(spec.name, job.id)
     before = _describe(job)
     old_schedule = job.schedule
     _apply(job, spec)

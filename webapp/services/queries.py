@@ -105,11 +105,6 @@ def list_runs(*, status: str = "", job_id: int | None = None, page: int = 1, per
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
 
-def any_active(runs) -> bool:
-    """Return whether any of these runs is still queued or running."""
-    return any(run.status in ACTIVE_STATUSES for run in runs)
-
-
 def list_audit(*, q: str = "", page: int = 1, per_page: int = 50):
     """Return a page of audit events, newest first, optionally matching a name or user."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc())

@@ -154,7 +154,7 @@ def check_name():
         error = f"At most {jobspec.NAME_MAX} characters."
     else:
         try:
-            service._check_name_free(name, job_id)
+            service.check_name_free(name, job_id)
         except jobspec.JobErrors as exc:
             error = exc.errors["name"]
     return render("jobs/_field_error.html", "jobs/_field_error.html", error=error, field="name")

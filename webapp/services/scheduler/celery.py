@@ -39,9 +39,7 @@ class CeleryBackend:
     def store(self) -> ScheduleStore:
         """Return the Redis schedule store, connected on first use."""
         if self._store is None:
-            client = redis.Redis.from_url(self.app.config["SCHEDULE_REDIS_URL"], socket_timeout=5,
-                                          socket_connect_timeout=2)
-            self._store = ScheduleStore(client, prefix=self.app.config["SCHEDULE_REDIS_PREFIX"])
+            self._store = ScheduleStore.from_config(self.app.config)
         return self._store
 
     @property
