@@ -29,7 +29,6 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 from celery.beat import Scheduler
-from kombu import pools as kombu_pools
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -102,13 +101,8 @@ class RedisBeatScheduler(Scheduler):
         return self._backoff
 
     def _reset_broker(self) -> None:
-        """Drop the Celery app's pooled broker connections (kombu can keep a broken one)."""
-        try:
-            kombu_pools.reset()  # closes and forgets kombu's global connection and producer pools
-        except Exception:  # closing a broken connection may fail too; it is dropped anyway
-            pass
-        self.app._pool = None
-        self.app.amqp._producer_pool = None
+        """Drop the Celery app's broker connections (kombu can keep a broken one)."""
+        celery_app.reset_publisher(self.app)
 
     def sync(self) -> None:
         """Nothing to persist: the schedule and the runs are already stored."""
@@ -132,7 +126,10 @@ class RedisBeatScheduler(Scheduler):
         if not self._hold_lease(now):
             self._heartbeat(now)
             return min(self.lease_ms / 2000, 1.0)
-        if now - self._housekept_at >= self.housekeeping_every:
+        # Housekeeping waits while jobs are due (a burst is sent first), but never for long.
+        since = now - self._housekept_at
+        if since >= self.housekeeping_every and (since >= 3 * self.housekeeping_every
+                                                  or not self.store.due(now, 1)):
             self._housekeeping(now)
         sent = self._send_due(now)
         self._heartbeat(now)

@@ -17,8 +17,9 @@ from typing import Any, Iterable
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
+from kombu import pools as kombu_pools
 
-from . import registry, runs
+from . import publish, registry, runs
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ def create_celery(broker: str | None = None, backend: str | None = None) -> Cele
         beat_max_loop_interval=1,
         timezone="UTC",
     )
+    # Run messages are pushed straight to Redis (tasks.publish) unless this says false.
+    app.fast_publish = _env("CELERY_FAST_PUBLISH", "true").lower() not in ("0", "false", "no")
+    app._run_publisher = None
     for task_type in registry.load().values():
         _register(app, task_type)
     return app
@@ -121,17 +125,50 @@ def _register(app: Celery, task_type: registry.TaskType) -> None:
 
 
 def send_runs(app: Celery, queued: Iterable[Any]) -> int:
-    """Send queued runs to their queues over one connection; return how many were sent."""
-    count = 0
+    """Send queued runs to their queues; return how many were sent.
+
+    With a plain Redis broker the messages are built here and pushed in pipelined batches
+    (tasks.publish); otherwise, or with CELERY_FAST_PUBLISH=false, through Celery's send_task.
+    """
+    items = []
+    for run in queued:
+        options = run_options(run)
+        items.append((run.id, run.task, run.queue, options["soft_time_limit"], options["time_limit"],
+                      options["kwargs"]))
+    if not items:
+        return 0
+    if getattr(app, "fast_publish", False) and publish.raw_capable(app):
+        if getattr(app, "_run_publisher", None) is None:
+            app._run_publisher = publish.RedisPublisher(app)
+        return app._run_publisher.publish(items)
     # kombu's publish batch pipelines the Redis writes (one round trip per 1000 messages).
     with app.producer_or_acquire() as producer, producer.batch(max_size=1000):
-        for run in queued:
-            options = run_options(run)
-            app.send_task(run.task, args=[run.id], kwargs=options.pop("kwargs"),
-                          queue=run.queue, routing_key=run.queue, task_id=f"run-{run.id}",
-                          producer=producer, ignore_result=True, **options)
-            count += 1
-    return count
+        for run_id, task, queue, soft, hard, kwargs in items:
+            app.send_task(task, args=[run_id], kwargs=kwargs, queue=queue, routing_key=queue,
+                          task_id=f"run-{run_id}", producer=producer, ignore_result=True,
+                          soft_time_limit=soft, time_limit=hard)
+    return len(items)
+
+
+def reset_publisher(app: Celery) -> None:
+    """Drop the app's broker connections: kombu's pools and the fast publisher's client."""
+    try:
+        kombu_pools.reset()  # closes and forgets kombu's global connection and producer pools
+    except Exception:  # closing a broken connection may fail too; it is dropped anyway
+        pass
+    app._pool = None
+    app.amqp._producer_pool = None
+    close_publisher(app)
+
+
+def close_publisher(app: Celery) -> None:
+    """Close the fast publisher's Redis connections, if it has any."""
+    publisher, app._run_publisher = getattr(app, "_run_publisher", None), None
+    if publisher is not None:
+        try:
+            publisher.close()
+        except Exception:  # a broken connection is dropped anyway
+            pass
 
 
 def run_options(run) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
@@ -117,13 +117,20 @@ class QueuedRun:
     limits: dict[str, Any] | None
 
 
-def queue_many(dues: list[tuple[Job, datetime, str, str | None]],
+# The columns of a job that recording its runs reads (queue_many takes rows of just these).
+RUN_SOURCE_COLUMNS = (Job.id, Job.name, Job.task, Job.queue, Job.params, Job.limits,
+                      Job.max_concurrent, Job.paused)
+
+
+def queue_many(dues: list[tuple[Any, datetime, str, str | None]],
                next_runs: dict[int, datetime | None] | None = None) -> list[QueuedRun]:
     """Record many due instants (job, instant, trigger, note) in one transaction.
 
     The same rules as queue_run, for a beat's batch: one count query for the active runs of
-    every job, one multi-row insert that leaves out instants already recorded, and bulk
-    updates of the jobs' last run and next run (next_runs: job id -> next fire time).
+    every job, one multi-row insert that leaves out instants already recorded, and one
+    executemany that stores each job's last run and next run (next_runs: job id -> next fire
+    time). A job is a Job or a row of RUN_SOURCE_COLUMNS. This is the beat's hot path, so it
+    runs Core statements on the session's connection, not the ORM's unit of work.
     Returns the runs that were queued (not skipped, not duplicates).
     """
     if not dues:
@@ -143,16 +150,28 @@ def queue_many(dues: list[tuple[Job, datetime, str, str | None]],
         if fields["status"] == "queued":
             active[job.id] = active.get(job.id, 0) + 1
         rows.append(fields)
+    runs = JobRun.__table__
     insert = _insert_ignoring_duplicates().returning(
-        JobRun.id, JobRun.job_id, JobRun.task, JobRun.queue, JobRun.limits, JobRun.status)
-    inserted = db.session.execute(insert, rows).all()
+        runs.c.id, runs.c.job_id, runs.c.task, runs.c.queue, runs.c.limits, runs.c.status)
+    connection = db.session.connection()
+    inserted = connection.execute(insert, rows).all()
     latest: dict[int, int] = {}
     for row in inserted:
         latest[row.job_id] = max(row.id, latest.get(row.job_id, 0))
-    if latest:
-        db.session.execute(update(Job), [{"id": j, "last_run_id": r} for j, r in latest.items()])
-    if next_runs:
-        db.session.execute(update(Job), [{"id": j, "next_run_at": to_db(t)} for j, t in next_runs.items()])
+    changes = {job_id: {"_id": job_id, "_last": run_id, "_next": None, "_move": False}
+               for job_id, run_id in latest.items()}
+    for job_id, following in (next_runs or {}).items():
+        change = changes.setdefault(job_id, {"_id": job_id, "_last": None})
+        change.update(_next=to_db(following), _move=True)
+    if changes:
+        jobs = Job.__table__
+        connection.execute(
+            update(jobs).where(jobs.c.id == bindparam("_id")).values(
+                last_run_id=func.coalesce(bindparam("_last"), jobs.c.last_run_id),
+                next_run_at=case((bindparam("_move"), bindparam("_next")), else_=jobs.c.next_run_at),
+            ),
+            list(changes.values()),
+        )
     db.session.commit()
     return [QueuedRun(r.id, r.job_id, r.task, r.queue, r.limits) for r in inserted if r.status == "queued"]
 
@@ -164,7 +183,7 @@ def _insert_ignoring_duplicates():
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(JobRun).on_conflict_do_nothing(index_elements=["job_id", "scheduled_for"])
+    return insert(JobRun.__table__).on_conflict_do_nothing(index_elements=["job_id", "scheduled_for"])
 
 
 def claim(run_id: int, *, worker: str | None = None, attempt: int = 1, take_over: bool = False) -> bool:

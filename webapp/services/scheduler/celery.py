@@ -66,6 +66,9 @@ class CeleryBackend:
             self._store.redis.close()
             self._store = None
         if self._celery is not None:
+            from tasks.celery_app import close_publisher
+
+            close_publisher(self._celery)
             self._celery.close()
             self._celery = None
 
