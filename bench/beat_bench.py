@@ -1,22 +1,22 @@
-"""Benchmark our Celery beat (tasks.beat:RedisBeatScheduler) against celery-redbeat.
+"""The systems the benchmark suite (bench/suite.py) measures, and how it observes them.
 
-    PYTHONPATH=. .venv/bin/python bench/beat_bench.py [--quick]
+Each system runs its scheduler as a real process and exposes the same methods: its own way of
+changing a schedule (add, update, pause, resume), bulk loading, a burst, steady and overdue
+schedules, and a listener that sees what the scheduler publishes:
 
-Starts its own redis-server on a free loopback port and real `celery ... beat` processes (no
-worker: messages stay in the queue lists of the broker), and measures for both beats:
+- Ours: the admin's scheduler service (Flask app in this process, USE_CELERY=true) and a
+  `celery -A tasks beat --scheduler tasks.beat:RedisBeatScheduler` process;
+- RedBeat: celery-redbeat's entries API and its beat (bench/redbeat_app.py);
+- Persistent: Celery's default beat; its schedule is a setting read at start (bench/persistent_app.py);
+- Embedded: the admin's service, and the embedded APScheduler in another process (bench/embedded_host.py);
+- SqlaBeat (bench/scb_system.py): sqlalchemy-celery-beat's models and its DatabaseScheduler.
 
-1. change to effect: a change made through each system's own API (ours: the admin's scheduler
-   service in a Flask app context with USE_CELERY=true; redbeat: RedBeatSchedulerEntry
-   save()/delete()) until the beat acts on it (its task message is in the broker), for add,
-   update, pause and resume; ours also with 10,000 other schedules loaded (redbeat as well);
-2. burst: N jobs due at the same instant T; time from T until the last message is in the broker.
-
-Prints a table per scenario and writes bench/RESULTS-beat.md. See bench/README.md.
+No worker runs: messages stay in the broker's queue lists, where a Listener (BLPOP in a thread)
+notes when each arrives; for the embedded mode a DbListener polls the runs table.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib.metadata as md
 import itertools
@@ -31,10 +31,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -58,6 +56,7 @@ DUE_LEAD = 0.001  # ours: the admin refuses a start in the past, so "due now" is
 # After a sample that leaves a 1-s job behind (update, resume): let its follow-up tick pass, so
 # that the random gap before the next sample meets the beat at a random phase of its own loop.
 SETTLE = 1.2
+PAUSE_WATCH = 3.0  # after a pause, watch for messages of the paused job until due + this
 OUR_BEAT_ENV = {"BEAT_LEASE_SECONDS": "5", "BEAT_HOUSEKEEPING_SECONDS": "5", "BEAT_BATCH": "1000"}
 PROCESSES: list[subprocess.Popen] = []
 VERBOSE = False
@@ -219,7 +218,8 @@ class Ours:
 
     name = "ours"
 
-    def __init__(self, server: RedisServer, folder: Path, db_number: int, profile: Path | None = None):
+    def __init__(self, server: RedisServer, folder: Path, db_number: int, profile: Path | None = None,
+                 start: bool = True):
         from webapp import create_app
 
         self.stack = CeleryStack(folder, server, db_number)
@@ -230,12 +230,26 @@ class Ours:
         self.ctx = self.app.app_context()
         self.ctx.push()
         self.broker = redis.Redis.from_url(self.stack.broker_url)
-        self.beat = spawn_beat(self.stack, f"ours-beat-db{db_number}",
+        self.profile = profile
+        self.beat = None
+        if start:
+            self.start_beat()
+
+    def start_beat(self) -> None:
+        self.beat = spawn_beat(self.stack, f"ours-beat-db{self.stack.db_number}",
                                ["-A", "tasks", "beat", "--scheduler", "tasks.beat:RedisBeatScheduler",
-                                "--loglevel", "INFO"], profile=profile, **OUR_BEAT_ENV)
+                                "--loglevel", "INFO"], profile=self.profile, **OUR_BEAT_ENV)
         store = self.backend.store
         wait_for(lambda: any(b.get("role") == "leader" for b in store.beats().values()),
                  timeout=WAIT, message="our beat to lead")
+
+    def stop_beat(self) -> None:
+        if self.beat is not None:
+            stop_beat(self.beat)
+            self.beat = None
+
+    def listener(self) -> "Listener":
+        return Listener(self.stack.broker_url)
 
     @property
     def backend(self):
@@ -244,7 +258,7 @@ class Ours:
     def close(self) -> None:
         from webapp.extensions import db
 
-        stop_beat(self.beat)
+        self.stop_beat()
         self.backend.shutdown()
         db.session.remove()
         db.engine.dispose()
@@ -273,24 +287,35 @@ class Ours:
 
     def bulk_jobs(self, count: int, prefix: str, next_run: float | None, every: int = 86400,
                   max_concurrent: int = 1) -> float:
-        """Insert jobs in one statement, bump the schedule revision, project them; return sync time."""
+        """Insert jobs due at next_run (None: in a day), project them; return the sync time."""
+        now = time.time()
+        return self.schedule_many(count, prefix, (lambda i: next_run) if next_run
+                                  else (lambda i: now + every + i / 1000), every,
+                                  max_concurrent=max_concurrent)
+
+    def bulk_entries(self, count: int, prefix: str) -> float:
+        return self.bulk_jobs(count, prefix, next_run=None)
+
+    def schedule_many(self, count: int, prefix: str, first_due, every: float, tag_base: int = 0,
+                      max_concurrent: int = 1, misfire_policy: str = "run_once", sync: bool = True) -> float:
+        """Insert `count` interval jobs, job i next due at first_due(i), in one statement per
+        2,000; bump the schedule revision; project them into Redis (the admin's sync()).
+        Returns the time the projection took."""
         from sqlalchemy import insert, update
 
         from webapp.extensions import db
         from webapp.models import Job, ScheduleRevision
 
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
         rows = []
         for i in range(count):
-            nxt = (datetime.fromtimestamp(next_run, timezone.utc).replace(tzinfo=None) if next_run
-                   else now + timedelta(seconds=every, milliseconds=i))
-            name = f"{prefix}-{i:05d}"
+            nxt = datetime.fromtimestamp(first_due(i), timezone.utc).replace(tzinfo=None)
+            name = f"{prefix}-{tag_base + i:06d}"
             rows.append({
                 "name": name, "name_key": name.casefold(), "task": "system.sleep", "queue": "system",
-                "params": {"seconds": 0}, "schedule_kind": "interval", "every_seconds": every,
-                "timezone": "UTC", "anchor_at": nxt - timedelta(seconds=every), "misfire_policy": "run_once",
-                "max_concurrent": max_concurrent, "paused": False, "next_run_at": nxt, "revision": 1,
-                "description": "", "created_by": "bench",
+                "params": {"seconds": 0}, "schedule_kind": "interval", "every_seconds": int(every),
+                "timezone": "UTC", "anchor_at": nxt - timedelta(seconds=every),
+                "misfire_policy": misfire_policy, "max_concurrent": max_concurrent, "paused": False,
+                "next_run_at": nxt, "revision": 1, "description": "", "created_by": "bench",
             })
         for start in range(0, len(rows), 2000):
             db.session.execute(insert(Job), rows[start:start + 2000])
@@ -298,9 +323,80 @@ class Ours:
                                   .values(value=ScheduleRevision.value + 1)).rowcount:
             db.session.add(ScheduleRevision(id=1, value=1))
         db.session.commit()
+        if not sync:
+            return 0.0
         started = time.perf_counter()
         self.backend.sync()
         return time.perf_counter() - started
+
+    def lateness(self, items: list[tuple[float, dict]]) -> list[float]:
+        """Return, for messages (received, headers), received - the instant the run was due;
+        the first run of each job only (a period's window also sees a few second runs)."""
+        due = self._run_field(items, "scheduled_for")
+        first: dict[int, float] = {}
+        for received, rid in self._run_ids(items):
+            if rid in due:
+                job_id, at = due[rid]
+                if job_id not in first or at < first[job_id][0]:
+                    first[job_id] = (at, received - at)
+        return [late for _, late in first.values()]
+
+    def _run_ids(self, items):
+        for received, headers in items:
+            task_id = headers.get("id") or ""
+            if task_id.startswith("run-"):
+                yield received, int(task_id[4:])
+
+    def _run_field(self, items, column: str) -> dict:
+        from sqlalchemy import select
+
+        from webapp.extensions import db
+        from webapp.models import Job, JobRun
+
+        db.session.rollback()
+        ids = [rid for _, rid in self._run_ids(items)]
+        out = {}
+        for start in range(0, len(ids), 500):
+            if column == "scheduled_for":
+                query = (select(JobRun.id, JobRun.job_id, JobRun.scheduled_for)
+                         .where(JobRun.id.in_(ids[start:start + 500])))
+                out.update({rid: (job_id, at.replace(tzinfo=timezone.utc).timestamp())
+                            for rid, job_id, at in db.session.execute(query)})
+            else:  # the misfire policy of the run's job
+                query = (select(JobRun.id, Job.misfire_policy).join(Job, Job.id == JobRun.job_id)
+                         .where(JobRun.id.in_(ids[start:start + 500])))
+                out.update(dict(db.session.execute(query).all()))
+        return out
+
+    def overdue(self, count: int, every: float, down: float) -> list[str]:
+        """With the beat stopped: jobs whose last instant was `down` seconds ago, half of them
+        with each misfire policy. Returns the labels the catch-up counts are split by."""
+        now = time.time()
+        first_missed = lambda i: now - down + every + (i % 1000) / 1000  # noqa: E731
+        half = count // 2
+        self.schedule_many(half, "overdue-run-once", first_missed, every, misfire_policy="run_once")
+        self.schedule_many(count - half, "overdue-skip", first_missed, every, tag_base=half,
+                           misfire_policy="skip")
+        return ["run_once", "skip"]
+
+    def catch_up_split(self, items: list[tuple[float, dict]]) -> dict[str, int]:
+        policy = self._run_field(items, "misfire_policy")
+        counts = {"run_once": 0, "skip": 0}
+        for _, rid in self._run_ids(items):
+            counts[policy.get(rid, "?")] = counts.get(policy.get(rid, "?"), 0) + 1
+        return counts
+
+    def marker(self) -> tuple[object, float]:
+        """Add a job due now (for the cold start); return its matcher and due instant."""
+        due = time.time()
+        self.schedule_many(1, "marker", lambda i: due, 86400, sync=False)
+        from sqlalchemy import select
+
+        from webapp.extensions import db
+        from webapp.models import Job
+
+        job_id = db.session.scalar(select(Job.id).where(Job.name == "marker-000000"))
+        return self.matcher(job_id), due
 
     # -- change to effect
 
@@ -345,7 +441,7 @@ class Ours:
         t0 = time.time()
         service.pause(job.id, "bench")
         returned = time.time()
-        times = listener.collect(self.matcher(job.id), until=due + 3.0)
+        times = listener.collect(self.matcher(job.id), until=due + PAUSE_WATCH)
         result.calls.append(returned - t0)
         result.samples.append(returned - t0)
         result.leaks += sum(t > returned for t in times)
@@ -386,7 +482,7 @@ class RedBeat:
 
     name = "redbeat"
 
-    def __init__(self, server: RedisServer, folder: Path, db_number: int):
+    def __init__(self, server: RedisServer, folder: Path, db_number: int, start: bool = True):
         from bench.redbeat_app import make_app
 
         self.stack = CeleryStack(folder, server, db_number)
@@ -394,12 +490,27 @@ class RedBeat:
         self.app = make_app(self.stack.broker_url)
         self.broker = redis.Redis.from_url(self.stack.broker_url)
         self.tags = itertools.count(1)
-        self.beat = spawn_beat(self.stack, f"redbeat-beat-db{db_number}",
+        self.beat = None
+        self.first_due: dict[int, float] = {}
+        if start:
+            self.start_beat()
+
+    def start_beat(self) -> None:
+        self.beat = spawn_beat(self.stack, f"redbeat-beat-db{self.stack.db_number}",
                                ["-A", "bench.redbeat_app", "beat", "-S", "redbeat.RedBeatScheduler",
                                 "--max-interval", str(int(self.max_interval)), "--loglevel", "INFO"],
                                REDBEAT_MAX_LOOP_INTERVAL=str(self.max_interval))
         lock = self.app.redbeat_conf.lock_key
         wait_for(lambda: self.broker.exists(lock), timeout=WAIT, message="redbeat to take its lock")
+
+    def stop_beat(self) -> None:
+        if self.beat is not None:
+            stop_beat(self.beat)
+            self.beat = None
+            self.broker.delete(self.app.redbeat_conf.lock_key)  # as after its lock expires
+
+    def listener(self) -> "Listener":
+        return Listener(self.stack.broker_url)
 
     @property
     def max_interval(self) -> float:
@@ -408,7 +519,7 @@ class RedBeat:
         return MAX_LOOP_INTERVAL
 
     def close(self) -> None:
-        stop_beat(self.beat)
+        self.stop_beat()
         self.app.close()
         self.broker.close()
 
@@ -437,6 +548,51 @@ class RedBeat:
         for i in range(count):
             self.entry(f"{prefix}-{i:05d}", timedelta(days=1), next(self.tags)).save()
         return time.perf_counter() - started
+
+    def schedule_many(self, count: int, prefix: str, first_due, every: float, tag_base: int = 0) -> float:
+        """Save `count` entries of `every` seconds, entry i first due at first_due(i), tagged
+        tag_base + i. Saved with last_run_at = due - every; redbeat scores such an entry (last
+        run in the past) too early (see README), so the bench sets the score to the due instant,
+        as redbeat's own save() does for an entry that has just run."""
+        started = time.perf_counter()
+        key = self.app.redbeat_conf.schedule_key
+        pipe = self.broker.pipeline(transaction=False)
+        for i in range(count):
+            due, tag = first_due(i), tag_base + i
+            self.first_due[tag] = due
+            last = datetime.fromtimestamp(due - every, timezone.utc)
+            entry = self.entry(f"{prefix}-{tag:06d}", timedelta(seconds=every), tag, last_run_at=last).save()
+            pipe.zadd(key, {entry.key: due})
+            if i % 2000 == 1999:
+                pipe.execute()
+        pipe.execute()
+        return time.perf_counter() - started
+
+    def lateness(self, items: list[tuple[float, dict]]) -> list[float]:
+        """received - due, for the first message of each entry."""
+        out = {}
+        for received, headers in items:
+            tag = self.tag_of(headers)
+            if tag in self.first_due and tag not in out:
+                out[tag] = received - self.first_due[tag]
+        return list(out.values())
+
+    def overdue(self, count: int, every: float, down: float) -> list[str]:
+        """Entries whose last run was `down` seconds ago (the beat is stopped)."""
+        last = datetime.now(timezone.utc) - timedelta(seconds=down)
+        for i in range(count):
+            self.entry(f"overdue-{i:06d}", timedelta(seconds=every), 10_000_000 + i, last_run_at=last).save()
+        return ["celery"]
+
+    def catch_up_split(self, items) -> dict[str, int]:
+        return {"celery": len(items)}
+
+    def marker(self):
+        tag = next(self.tags)
+        entry = self.entry("marker", timedelta(days=1), tag)
+        entry.last_run_at = None  # never run: due now
+        entry.save()
+        return self.matcher(tag), time.time()
 
     # -- change to effect
 
@@ -479,7 +635,7 @@ class RedBeat:
         t0 = time.time()
         entry.delete()
         returned = time.time()
-        times = listener.collect(self.matcher(tag), until=due + 3.0)
+        times = listener.collect(self.matcher(tag), until=due + PAUSE_WATCH)
         result.calls.append(returned - t0)
         result.samples.append(returned - t0)
         result.leaks += sum(t > returned for t in times)
@@ -512,21 +668,220 @@ class RedBeat:
         return measure_burst(self.name, self.broker, jobs, due)
 
 
+# -- Celery's own beat (PersistentScheduler) ----------------------------------------------
+
+
+class Persistent:
+    """Celery's default beat: the schedule is a setting, read when the beat starts."""
+
+    name = "celery PersistentScheduler"
+
+    def __init__(self, server: RedisServer, folder: Path, db_number: int, start: bool = True):
+        from bench.persistent_app import MAX_LOOP_INTERVAL
+
+        self.stack = CeleryStack(folder, server, db_number)
+        self.stack.instance.mkdir(parents=True)
+        self.max_interval = MAX_LOOP_INTERVAL
+        self.broker = redis.Redis.from_url(self.stack.broker_url)
+        self.entries: list[list] = []
+        self.first_due: dict[int, float] = {}
+        self.tags = itertools.count(20_000_000)
+        self.beat = None
+        if start:
+            self.start_beat()
+
+    def start_beat(self) -> None:
+        """Write the schedule setting and start the beat (which is how a change is applied)."""
+        schedule = self.stack.folder / "beat_schedule.json"
+        schedule.write_text(json.dumps(self.entries))
+        self.beat = spawn_beat(self.stack, f"persistent-beat-db{self.stack.db_number}",
+                               ["-A", "bench.persistent_app", "beat", "-s",
+                                str(self.stack.folder / "celerybeat-schedule"), "--max-interval",
+                                str(int(self.max_interval)), "--loglevel", "INFO"],
+                               PERSISTENT_SCHEDULE=str(schedule))
+
+    def stop_beat(self) -> None:
+        if self.beat is not None:
+            stop_beat(self.beat)
+            self.beat = None
+
+    def close(self) -> None:
+        self.stop_beat()
+        self.broker.close()
+
+    def listener(self) -> "Listener":
+        return Listener(self.stack.broker_url)
+
+    tag_of = staticmethod(lambda headers: RedBeat.tag_of(headers))
+
+    def matcher(self, tag: int):
+        return lambda headers: self.tag_of(headers) == tag
+
+    def schedule_many(self, count: int, prefix: str, first_due, every: float, tag_base: int = 0) -> float:
+        """Add entries (applied when the beat next starts): entry i first due at first_due(i)."""
+        for i in range(count):
+            due, tag = first_due(i), tag_base + i
+            self.first_due[tag] = due
+            self.entries.append([f"{prefix}-{tag:06d}", every, tag, due - every])
+        return 0.0
+
+    def bulk_entries(self, count: int, prefix: str) -> float:
+        now = time.time()
+        return self.schedule_many(count, prefix, lambda i: now + 86400, 86400, tag_base=30_000_000)
+
+    lateness = RedBeat.lateness
+
+    def overdue(self, count: int, every: float, down: float) -> list[str]:
+        last = time.time() - down
+        for i in range(count):
+            self.entries.append([f"overdue-{i:06d}", every, 10_000_000 + i, last])
+        return ["celery"]
+
+    def catch_up_split(self, items) -> dict[str, int]:
+        return {"celery": len(items)}
+
+    def marker(self):
+        tag = next(self.tags)
+        self.entries.append(["marker", 86400, tag, time.time() - 86400])  # due now
+        return self.matcher(tag), time.time()
+
+    def burst(self, jobs: int, lead: float) -> Burst:
+        """Entries due at T in the setting; the beat starts before T (its start is the setup)."""
+        started = time.time()
+        due = math.ceil(started + lead)
+        self.schedule_many(jobs, "burst", lambda i: due, 86400)
+        self.stop_beat()
+        self.start_beat()
+        return measure_burst(self.name, self.broker, jobs, due)
+
+
+# -- the embedded mode (APScheduler in a web process) --------------------------------------
+
+
+class DbListener:
+    """Like Listener, for the embedded mode: polls the runs table for new runs (every 5 ms)."""
+
+    def __init__(self, database: Path):
+        self.database = database
+        self.messages: queue_mod.Queue = queue_mod.Queue()
+        self.unmatched = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="db-listener", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=10)
+        last = connection.execute("SELECT coalesce(max(id), 0) FROM job_runs").fetchone()[0]
+        try:
+            while not self._stop.is_set():
+                rows = connection.execute("SELECT id, job_id, status FROM job_runs WHERE id > ? ORDER BY id",
+                                          (last,)).fetchall()
+                received = time.time()
+                for run_id, job_id, status in rows:
+                    last = run_id
+                    if status != "skipped":  # a run recorded as skipped is not sent to execute
+                        self.messages.put((received, {"id": f"run-{run_id}", "job_id": job_id}))
+                time.sleep(0.005)
+        finally:
+            connection.close()
+
+    next = Listener.next
+    wait = Listener.wait
+    collect = Listener.collect
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class Embedded(Ours):
+    """The embedded mode: the admin's service in this process, the scheduler in another one
+    (bench/embedded_host.py, as in a second gunicorn worker: changes reach it through the
+    schedule revision within SCHEDULER_SYNC_SECONDS, 1 s). A run recorded is its "publish"."""
+
+    name = "embedded (APScheduler)"
+
+    def __init__(self, server: RedisServer, folder: Path, db_number: int, start: bool = True):
+        from webapp import create_app
+
+        self.stack = CeleryStack(folder, None, db_number)
+        self.stack.instance.mkdir(parents=True)
+        self.stack.flask("db", "upgrade", USE_CELERY="false")
+        os.environ["INSTANCE_PATH"] = str(self.stack.instance)
+        self.app = create_app({**self.stack.config(), "USE_CELERY": False, "TESTING": False,
+                               "SCHEDULER_ENABLED": False})
+        self.ctx = self.app.app_context()
+        self.ctx.push()
+        self.database = self.stack.instance / "scheduler.db"
+        self.beat = None
+        if start:
+            self.start_beat()
+
+    def start_beat(self) -> None:
+        log_path = self.stack.folder / "embedded-host.log"
+        with open(log_path, "ab") as fh:
+            process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "embedded_host.py")],
+                                       cwd=self.stack.folder, env=self.stack.env(USE_CELERY="false"),
+                                       stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        process.log_path = log_path
+        PROCESSES.append(process)
+        self.beat = process
+
+        def leading():
+            with sqlite3.connect(self.database, timeout=10) as connection:
+                return connection.execute("SELECT count(*) FROM scheduler_heartbeats").fetchone()[0] > 0
+
+        wait_for(leading, timeout=WAIT, message="the embedded scheduler to lead")
+
+    def close(self) -> None:
+        from webapp.extensions import db
+
+        self.stop_beat()
+        db.session.remove()
+        db.engine.dispose()
+        self.ctx.pop()
+
+    def listener(self) -> DbListener:
+        return DbListener(self.database)
+
+    def schedule_many(self, *args, **kwargs) -> float:
+        kwargs["sync"] = False  # nothing to project: the scheduler reads the database
+        return super().schedule_many(*args, **kwargs)
+
+    def matcher(self, job_id: int):
+        return lambda headers: headers.get("job_id") == job_id
+
+    def burst(self, jobs: int, lead: float) -> Burst:
+        started = time.time()
+        due = math.ceil(started + lead)
+        self.schedule_many(jobs, "burst", lambda i: due, 86400)
+
+        def recorded():
+            with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=10) as connection:
+                return connection.execute("SELECT count(*) FROM job_runs").fetchone()[0]
+
+        return measure_burst(self.name, recorded, jobs, due)
+
+
 # -- burst measurement ---------------------------------------------------------------------
 
 
-def measure_burst(system: str, broker: redis.Redis, jobs: int, due: float) -> Burst:
-    """Poll the queue lengths until all `jobs` messages are there (no worker consumes them)."""
+def measure_burst(system: str, counter, jobs: int, due: float) -> Burst:
+    """Poll until all `jobs` messages are there (no worker consumes them); counter is the
+    broker (its queue lengths are counted) or a function that returns the count."""
+    if isinstance(counter, redis.Redis):
+        broker = counter
+        counter = lambda: queued_count(broker)  # noqa: E731
     result = Burst(system, jobs, lead=due - time.time())
     if result.lead < 0.5:
         result.note = f"setup overran T by {-result.lead:.1f}s"
-    if queued_count(broker):
+    if counter():
         result.note += " messages before T"
     progress_at, count = time.time(), 0
     cap = due + 900
     while True:
         now = time.time()
-        count = queued_count(broker)
+        count = counter()
         if count and result.first is None:
             result.first = now - due
         if count * 2 >= jobs and result.half is None:
@@ -554,7 +909,7 @@ SCENARIOS = ("add", "update", "pause", "resume")
 def change_to_effect(system, label: str, load: int, samples: int, rng: random.Random,
                      gap_max: float) -> list[Latency]:
     """Run every change scenario `samples` times on one system with `load` other schedules."""
-    listener = Listener(system.stack.broker_url)
+    listener = system.listener()
 
     def gap():
         time.sleep(rng.uniform(0.0, gap_max))  # decorrelate from the beat's own rhythm
@@ -593,12 +948,6 @@ def ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def ratio(ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or theirs <= 0:
-        return "-"
-    return f"{ours / theirs:.2g}x"
 
 
 # -- report --------------------------------------------------------------------------------
@@ -642,6 +991,10 @@ def machine() -> dict[str, str]:
         "celery": pkg("celery"),
         "kombu": pkg("kombu"),
         "celery-redbeat": pkg("celery-redbeat"),
+        "sqlalchemy-celery-beat": pkg("sqlalchemy-celery-beat"),
+        "APScheduler": pkg("APScheduler"),
+        "SQLAlchemy": pkg("SQLAlchemy"),
+        "gunicorn": pkg("gunicorn"),
         "redis-py": pkg("redis"),
         "redis-server": version,
         "SQLite": sqlite3.sqlite_version,
@@ -659,70 +1012,6 @@ def product_commit() -> str:
     return head + (" (tasks/webapp with uncommitted changes)" if dirty else "")
 
 
-def tables(latencies: list[Latency], bursts: list[Burst], setup: dict, max_interval: float) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Return (title, header, rows) for each scenario."""
-    out = []
-    by = {(r.system, r.scenario, r.load): r for r in latencies}
-    loads = sorted({r.load for r in latencies})
-    for scenario in SCENARIOS:
-        if scenario == "pause":
-            title = ("Change to effect: pause a job just before it is due (0-100 ms before); "
-                     "figure = time until the pause is in effect (the call returns)")
-            header = ["system", "other schedules", "p50", "p99", "published after the pause",
-                      "published during the call", "ours/redbeat p50", "ours/redbeat p99"]
-        else:
-            what = {"add": "add a job due now", "update": "edit a job so that it is due now",
-                    "resume": "resume a paused job (every 1 s)"}[scenario]
-            title = (f"Change to effect: {what}; figure = its message in the broker after "
-                     "max(change made, instant due)")
-            header = ["system", "other schedules", "p50", "p99", "samples ok", "API call p50",
-                      "ours/redbeat p50", "ours/redbeat p99"]
-        rows = []
-        for load in loads:
-            theirs = by.get(("redbeat", scenario, load))
-            for system in ("ours", "redbeat"):
-                r = by.get((system, scenario, load))
-                if r is None:
-                    continue
-                p50, p99 = percentile(r.samples, 50), percentile(r.samples, 99)
-                label = system if system == "ours" else f"redbeat (max loop interval {max_interval:g} s)"
-                if system == "ours" and theirs is not None:
-                    r50 = ratio(p50, percentile(theirs.samples, 50))
-                    r99 = ratio(p99, percentile(theirs.samples, 99))
-                else:
-                    r50 = r99 = ""
-                total = len(r.samples) + r.failures
-                if scenario == "pause":
-                    rows.append([label, f"{load:,}", ms(p50), ms(p99), f"{r.leaks}/{total}",
-                                 f"{r.during}/{total}", r50, r99])
-                else:
-                    rows.append([label, f"{load:,}", ms(p50), ms(p99), f"{len(r.samples)}/{total}",
-                                 ms(percentile(r.calls, 50)), r50, r99])
-        out.append((title, header, rows))
-    if bursts:
-        jobs = bursts[0].jobs
-        title = (f"Burst: {jobs:,} jobs due at the same second T, no worker; time from T until "
-                 "the messages are in the broker")
-        header = ["system", "jobs", "T to first", "T to half", "T to last", "rate (jobs / T to last)",
-                  "ours/redbeat (T to last)", "ours/redbeat (rate)", "note"]
-        theirs = next((b for b in bursts if b.system == "redbeat"), None)
-        rows = []
-        for b in bursts:
-            label = b.system if b.system == "ours" else f"redbeat (max loop interval {max_interval:g} s)"
-            rate = f"{b.rate:,.0f} msg/s" if b.rate else "-"
-            if b.system == "ours" and theirs is not None:
-                r_last = ratio(b.last, theirs.last)
-                r_rate = ratio(b.rate, theirs.rate)
-            else:
-                r_last = r_rate = ""
-            rows.append([label, f"{b.count:,}/{b.jobs:,}", ms(b.first), ms(b.half), ms(b.last), rate,
-                         r_last, r_rate, b.note.strip()])
-        out.append((title, header, rows))
-    if setup:
-        out.append(("Setup (not compared)", ["step", "time"], [[k, v] for k, v in setup.items()]))
-    return out
-
-
 def render_text(title, header, rows) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
@@ -734,175 +1023,3 @@ def render_markdown(title, header, rows) -> str:
                       "|" + "---|" * len(header), *("| " + " | ".join(map(str, r)) + " |" for r in rows)])
 
 
-# -- main ----------------------------------------------------------------------------------
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="5 samples, a burst of 1,000")
-    parser.add_argument("--samples", type=int, help="samples per change scenario (20; 5 with --quick)")
-    parser.add_argument("--burst", type=int, help="jobs in the burst (10,000; 1,000 with --quick)")
-    parser.add_argument("--load", type=int, default=10_000, help="other schedules loaded (10,000)")
-    parser.add_argument("--gap", type=float, default=5.0,
-                        help="random pause before each sample, 0..GAP s (5: redbeat's loop, our housekeeping)")
-    parser.add_argument("--only", choices=("ours", "redbeat"), help="run one system only")
-    parser.add_argument("--skip-latency", action="store_true")
-    parser.add_argument("--skip-burst", action="store_true")
-    parser.add_argument("--profile", action="store_true",
-                        help="run our burst beat under cProfile and print where its time goes")
-    parser.add_argument("--verbose", action="store_true", help="print every sample")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
-    parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS-beat.md"))
-    args = parser.parse_args()
-    global VERBOSE, COMMIT_AT_START
-    VERBOSE = args.verbose
-    COMMIT_AT_START = product_commit()
-    samples = args.samples or (5 if args.quick else 20)
-    burst_jobs = args.burst or (1_000 if args.quick else 10_000)
-    systems = [args.only] if args.only else ["ours", "redbeat"]
-    rng = random.Random(20240601)
-    command = "PYTHONPATH=. .venv/bin/python bench/beat_bench.py" + "".join(f" {a}" for a in sys.argv[1:])
-
-    def on_term(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    folder = Path(tempfile.mkdtemp(prefix="beat-bench-"))
-    server = RedisServer(folder / "redis")
-    (folder / "redis").mkdir()
-    latencies: list[Latency] = []
-    bursts: list[Burst] = []
-    setup: dict[str, str] = {}
-    started = datetime.now(timezone.utc)
-    ok = False
-    # Read like bench/redbeat_app.py does, without importing redbeat (absent in `make test`).
-    MAX_LOOP_INTERVAL = float(os.environ.get("REDBEAT_MAX_LOOP_INTERVAL", "5"))
-
-    try:
-        server.start()
-        log(f"redis-server pid {server.process.pid} on port {server.port}; files in {folder}")
-        numbers = itertools.count(1)
-        if not args.skip_latency:
-            for name in systems:
-                cls = Ours if name == "ours" else RedBeat
-                system = cls(server, folder / f"{name}-latency", next(numbers))
-                try:
-                    log(f"{name}: change to effect, {samples} samples per scenario")
-                    latencies += change_to_effect(system, f"{name}-empty", 0, samples, rng, args.gap)
-                    if args.load:
-                        if name == "ours":
-                            took = system.bulk_jobs(args.load, "load", next_run=None)
-                            setup[f"ours: project {args.load:,} jobs into Redis (backend sync())"] = ms(took)
-                        else:
-                            took = system.bulk_entries(args.load, "load")
-                            setup[f"redbeat: save {args.load:,} entries"] = ms(took)
-                        log(f"{name}: loaded {args.load:,} other schedules in {ms(took)}")
-                        time.sleep(args.gap)  # let the beat see them
-                        latencies += change_to_effect(system, f"{name}-loaded", args.load, samples, rng, args.gap)
-                finally:
-                    system.close()
-        if not args.skip_burst:
-            lead = 5.0 + burst_jobs * 0.0008
-            for name in systems:
-                profile = folder / "ours-burst.prof" if (args.profile and name == "ours") else None
-                if name == "ours":
-                    system = Ours(server, folder / "ours-burst", next(numbers), profile=profile)
-                else:
-                    system = RedBeat(server, folder / "redbeat-burst", next(numbers))
-                try:
-                    log(f"{name}: burst of {burst_jobs:,} jobs due at T (setup + {lead:.0f}s)")
-                    result = system.burst(burst_jobs, lead)
-                    if profile is not None:
-                        result.note += " (beat under cProfile: slower)"
-                    log(f"  {name:8} burst: T->first {ms(result.first)}  T->last {ms(result.last)}  "
-                        f"rate {result.rate or 0:,.0f}/s  {result.note}")
-                    bursts.append(result)
-                    if name == "ours":
-                        setup_check(system, burst_jobs, setup)
-                finally:
-                    system.close()
-                if profile is not None and profile.exists():
-                    print_profile(profile)
-        ok = True
-    except (KeyboardInterrupt, SystemExit):
-        log("interrupted")
-    except Exception:
-        traceback.print_exc()
-    finally:
-        for process in list(PROCESSES):
-            stop(process, signal.SIGTERM, timeout=30)
-        PROCESSES.clear()
-        server.stop()
-        log("redis-server and beats stopped")
-
-    if latencies or bursts:
-        report = tables(latencies, bursts, setup, MAX_LOOP_INTERVAL)
-        print()
-        for table in report:
-            print(render_text(*table))
-            print()
-        if ok:
-            write_markdown(Path(args.output), report, command, started, samples, burst_jobs, args)
-            log(f"wrote {args.output}")
-    if ok and not args.keep:
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        log(f"logs and databases kept in {folder}")
-    return 0 if ok else 1
-
-
-def setup_check(system: Ours, jobs: int, setup: dict) -> None:
-    """Check that our beat recorded exactly one queued run per job of the burst."""
-    from sqlalchemy import func, select
-
-    from webapp.extensions import db
-    from webapp.models import JobRun
-
-    db.session.rollback()
-    counts = dict(db.session.execute(select(JobRun.status, func.count()).group_by(JobRun.status)).all())
-    setup["ours: runs recorded by the burst"] = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
-
-
-def print_profile(path: Path) -> None:
-    import pstats
-
-    log(f"cProfile of our beat during the burst ({path}):")
-    stats = pstats.Stats(str(path))
-    stats.sort_stats("cumulative").print_stats(30)
-    stats.sort_stats("tottime").print_stats(20)
-
-
-def write_markdown(path: Path, report, command: str, started: datetime, samples: int,
-                   burst_jobs: int, args) -> None:
-    info = machine()
-    lines = [
-        "# Beat benchmark: our RedisBeatScheduler vs celery-redbeat",
-        "",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- command: `{command}`",
-        f"- samples per change scenario: {samples}; burst: {burst_jobs:,} jobs; "
-        f"other schedules loaded: {args.load:,}; random gap before each sample: 0-{args.gap:g} s",
-        "- ours: `celery -A tasks beat --scheduler tasks.beat:RedisBeatScheduler` with "
-        + ", ".join(f"{k}={v}" for k, v in OUR_BEAT_ENV.items()) + " (the defaults), SQLite database",
-        "- redbeat: `celery -A bench.redbeat_app beat -S redbeat.RedBeatScheduler --max-interval 5` "
-        "(beat_max_loop_interval=5; Celery's default is 300 s), same Celery app and queues",
-        "- both: one beat, no worker, one private redis-server on loopback (own database number per run)",
-        "",
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in info.items()),
-        "",
-        "## Results",
-        "",
-    ]
-    for table in report:
-        lines += [render_markdown(*table), ""]
-    lines += ["Figures: p50/p99 are nearest-rank percentiles over the samples. See bench/README.md "
-              "for what each scenario does.", ""]
-    path.write_text("\n".join(lines))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

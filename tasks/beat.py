@@ -64,6 +64,7 @@ class RedisBeatScheduler(Scheduler):
         self._reconciled_revision: int | None = None
         self._reconciled_at = None
         self._backoff = 0.0
+        self._heartbeat_at, self._heartbeat_role = 0.0, None
         self._stats = {"sent": 0, "ticks": 0, "last_tick": None, "last_sent": None, "since": time.time()}
         kwargs.setdefault("max_interval", 1)
         super().__init__(app, *args, **kwargs)
@@ -271,6 +272,11 @@ class RedisBeatScheduler(Scheduler):
         self.store.wait(timeout)
 
     def _heartbeat(self, now: float) -> None:
+        """Publish this beat's state, at most once a second (or when its role changes)."""
+        role = "leader" if self.lease else "standby"
+        if now - self._heartbeat_at < 1.0 and role == self._heartbeat_role:
+            return
+        self._heartbeat_at, self._heartbeat_role = now, role
         self.store.heartbeat(self.beat_id, {
             "host": socket.gethostname(), "pid": os.getpid(),
             "role": "leader" if self.lease else "standby", "heartbeat": now,

@@ -91,7 +91,8 @@ def create_celery(broker: str | None = None, backend: str | None = None) -> Cele
         timezone="UTC",
     )
     # Run messages are pushed straight to Redis (tasks.publish) unless this says false.
-    app.fast_publish = _env("CELERY_FAST_PUBLISH", "true").lower() not in ("0", "false", "no")
+    # (None: decide on the first send, once the app's broker settings are final.)
+    app.fast_publish = None if _env("CELERY_FAST_PUBLISH", "true").lower() not in ("0", "false", "no") else False
     app._run_publisher = None
     for task_type in registry.load().values():
         _register(app, task_type)
@@ -137,7 +138,9 @@ def send_runs(app: Celery, queued: Iterable[Any]) -> int:
                       options["kwargs"]))
     if not items:
         return 0
-    if getattr(app, "fast_publish", False) and publish.raw_capable(app):
+    if app.fast_publish is None:  # decided once per app: its broker settings do not change
+        app.fast_publish = publish.raw_capable(app)
+    if app.fast_publish:
         if getattr(app, "_run_publisher", None) is None:
             app._run_publisher = publish.RedisPublisher(app)
         return app._run_publisher.publish(items)
