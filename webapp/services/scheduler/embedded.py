@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor as APSThreadPool
@@ -22,7 +22,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tasks import runs
 
@@ -36,6 +36,8 @@ from .lock import FileLock
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5
 HEARTBEAT_NAME = "embedded"
+FULL_SYNC_EVERY = timedelta(seconds=60)
+SYNC_MARGIN = timedelta(seconds=5)
 
 
 class ScheduleTrigger(BaseTrigger):
@@ -66,6 +68,7 @@ class EmbeddedBackend:
         self.pool: ThreadPoolExecutor | None = None
         self.started_at: datetime | None = None
         self._built: dict[int, int] = {}  # job id -> revision held by APScheduler
+        self._synced_at: datetime | None = None  # naive UTC start of the last sync pass
         self._revision: int | None = None
         self._inflight: set[int] = set()
         self._last_beat = 0.0
@@ -103,6 +106,7 @@ class EmbeddedBackend:
             pool.shutdown(wait=True, cancel_futures=True)
         with self._mutex:
             self._built.clear()
+            self._synced_at = None
             self._revision = None
             self.lock.release()
 
@@ -157,6 +161,7 @@ class EmbeddedBackend:
             return {"added": 0, "removed": 0}
         with self._mutex:
             now = datetime.now(timezone.utc)
+            self._synced_at = utcnow()
             for job in db.session.scalars(select(Job).where(Job.paused.is_(False))).all():
                 run = firing.catch_up(job, now)
                 if run is not None and run.status == "queued":
@@ -170,14 +175,27 @@ class EmbeddedBackend:
             return {"jobs": len(current), "active": len(self.scheduler.get_jobs())}
 
     def _sync_changed(self) -> None:
-        """Rebuild only the jobs whose revision moved, and drop deleted ones."""
+        """Rebuild only the jobs whose revision moved, and drop deleted ones.
+
+        Routinely only the jobs updated since the last pass are read (one edit must not make
+        the leader re-read 100,000 rows); all of them when the job count differs from what
+        APScheduler holds (jobs were added or deleted) or a minute has passed.
+        """
         with self._mutex:
-            current = dict(db.session.execute(select(Job.id, Job.revision)).all())
-            for job_id in set(self._built) - set(current):
-                self.job_removed(job_id)
+            started = utcnow()
+            total = db.session.scalar(select(func.count()).select_from(Job))
+            since = self._synced_at
+            if since is None or total != len(self._built) or started - since > FULL_SYNC_EVERY:
+                current = dict(db.session.execute(select(Job.id, Job.revision)).all())
+                for job_id in set(self._built) - set(current):
+                    self.job_removed(job_id)
+            else:  # a margin for clocks of other processes and commits in flight
+                current = dict(db.session.execute(select(Job.id, Job.revision).where(
+                    Job.updated_at >= since - SYNC_MARGIN)).all())
             for job_id, revision in current.items():
                 if self._built.get(job_id) != revision:
                     self._project(db.session.get(Job, job_id))
+            self._synced_at = started
 
     def _project(self, job: Job) -> None:
         """Hold the job in APScheduler at its next_run_at, or drop it if it has none."""
