@@ -63,18 +63,22 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: setup system-deps
+test: setup system-deps bench-deps
 	$(PY) -m pytest
 
-## Benchmarks, on demand (never part of make test): our beat beside celery-redbeat.
-bench-deps: setup system-deps
+## Benchmarks, on demand (never timed in make test): our beat and admin beside celery-redbeat,
+## sqlalchemy-celery-beat, Celery's PersistentScheduler and the embedded mode (bench/README.md).
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench-deps: setup system-deps $(VENV)/.bench-installed
 
 bench: bench-deps
-	PYTHONPATH=$(CURDIR) $(PY) bench/beat_bench.py
+	PYTHONPATH=$(CURDIR) $(PY) bench/suite.py
 
 bench-quick: bench-deps
-	PYTHONPATH=$(CURDIR) $(PY) bench/beat_bench.py --quick --output bench/RESULTS-beat-quick.md
+	PYTHONPATH=$(CURDIR) $(PY) bench/suite.py --quick
 
 ## Check the compose file (needs the docker compose plugin, or docker-compose 1.28+).
 compose-check:

@@ -117,6 +117,27 @@ def queued_count(client: redis.Redis) -> int:
     return sum(pipe.execute())
 
 
+_TEMPLATE_DB: Path | None = None
+
+
+def fresh_database(stack: CeleryStack) -> None:
+    """Give the stack an empty, migrated admin database: `flask db upgrade` once per run, then
+    a copy of that one (the migrations take a second of every system's setup otherwise)."""
+    global _TEMPLATE_DB
+    target = stack.instance / "scheduler.db"
+    if _TEMPLATE_DB is None or not _TEMPLATE_DB.exists():
+        stack.flask("db", "upgrade", USE_CELERY="false")
+        _TEMPLATE_DB = stack.folder.parent / "template-scheduler.db"
+        source = target
+        destination = _TEMPLATE_DB
+    else:
+        source, destination = _TEMPLATE_DB, target
+    with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
 class Listener:
     """BLPOP the queue lists in a thread and note when each task message arrives."""
 
@@ -151,9 +172,9 @@ class Listener:
         except queue_mod.Empty:
             return None
 
-    def wait(self, match, timeout: float = WAIT) -> float | None:
-        """Return when the first message that matches arrived, or None after the timeout."""
-        deadline = time.time() + timeout
+    def wait(self, match, timeout: float | None = None) -> float | None:
+        """Return when the first message that matches arrived, or None after the timeout (WAIT)."""
+        deadline = time.time() + (WAIT if timeout is None else timeout)
         while (item := self.next(deadline)) is not None:
             if match(item[1]):
                 return item[0]
@@ -224,7 +245,7 @@ class Ours:
 
         self.stack = CeleryStack(folder, server, db_number)
         self.stack.instance.mkdir(parents=True)
-        self.stack.flask("db", "upgrade")
+        fresh_database(self.stack)
         os.environ["INSTANCE_PATH"] = str(self.stack.instance)
         self.app = create_app({**self.stack.config(), "TESTING": False})
         self.ctx = self.app.app_context()
@@ -806,7 +827,7 @@ class Embedded(Ours):
 
         self.stack = CeleryStack(folder, None, db_number)
         self.stack.instance.mkdir(parents=True)
-        self.stack.flask("db", "upgrade", USE_CELERY="false")
+        fresh_database(self.stack)
         os.environ["INSTANCE_PATH"] = str(self.stack.instance)
         self.app = create_app({**self.stack.config(), "USE_CELERY": False, "TESTING": False,
                                "SCHEDULER_ENABLED": False})
