@@ -118,6 +118,7 @@ def queued_count(client: redis.Redis) -> int:
 
 
 _TEMPLATE_DB: Path | None = None
+_TEMPLATE_LOCK = threading.Lock()
 
 
 def fresh_database(stack: CeleryStack) -> None:
@@ -125,13 +126,17 @@ def fresh_database(stack: CeleryStack) -> None:
     a copy of that one (the migrations take a second of every system's setup otherwise)."""
     global _TEMPLATE_DB
     target = stack.instance / "scheduler.db"
-    if _TEMPLATE_DB is None or not _TEMPLATE_DB.exists():
-        stack.flask("db", "upgrade", USE_CELERY="false")
-        _TEMPLATE_DB = stack.folder.parent / "template-scheduler.db"
-        source = target
-        destination = _TEMPLATE_DB
-    else:
-        source, destination = _TEMPLATE_DB, target
+    with _TEMPLATE_LOCK:
+        if _TEMPLATE_DB is None or not _TEMPLATE_DB.exists():
+            stack.flask("db", "upgrade", USE_CELERY="false")
+            template = stack.folder.parent / "template-scheduler.db"
+            _copy_database(target, template)
+            _TEMPLATE_DB = template
+            return
+    _copy_database(_TEMPLATE_DB, target)
+
+
+def _copy_database(source: Path, destination: Path) -> None:
     with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
         src.backup(dst)
     src.close()
@@ -495,10 +500,54 @@ class Ours:
         return measure_burst(self.name, self.broker, jobs, due)
 
 
+# -- the Celery beats: messages tagged in their arguments ----------------------------------
+
+
+class Tagged:
+    """What the Celery beats share: their entries send system.sleep with args=[tag], and the
+    bench knows each tag's first due instant (self.first_due) and reads the tag back."""
+
+    first_due: dict[int, float]
+
+    @staticmethod
+    def tag_of(headers: dict) -> int | None:
+        try:
+            args = ast.literal_eval(headers.get("argsrepr") or "")
+            return int(args[0])
+        except (ValueError, SyntaxError, TypeError, IndexError):
+            return None
+
+    def matcher(self, tag: int):
+        return lambda headers: self.tag_of(headers) == tag
+
+    def listener(self) -> "Listener":
+        return Listener(self.stack.broker_url)
+
+    def lateness(self, items: list[tuple[float, dict]]) -> list[float]:
+        """received - due, for the first message of each entry."""
+        out = {}
+        for received, headers in items:
+            tag = self.tag_of(headers)
+            if tag in self.first_due and tag not in out:
+                out[tag] = received - self.first_due[tag]
+        return list(out.values())
+
+    def catch_up_split(self, items) -> dict[str, int]:
+        return {"celery": len(items)}
+
+    def _await(self, tag: int, t0: float, due: float, result: Latency, listener: "Listener") -> None:
+        """Note when the tagged message arrived after max(change, due), or a failure."""
+        received = listener.wait(self.matcher(tag))
+        if received is None:
+            result.failures += 1
+        else:
+            result.samples.append(received - max(t0, due))
+
+
 # -- celery-redbeat ------------------------------------------------------------------------
 
 
-class RedBeat:
+class RedBeat(Tagged):
     """A redbeat.RedBeatScheduler beat on the same Celery app, and its entry API in this process."""
 
     name = "redbeat"
@@ -530,9 +579,6 @@ class RedBeat:
             self.beat = None
             self.broker.delete(self.app.redbeat_conf.lock_key)  # as after its lock expires
 
-    def listener(self) -> "Listener":
-        return Listener(self.stack.broker_url)
-
     @property
     def max_interval(self) -> float:
         from bench.redbeat_app import MAX_LOOP_INTERVAL
@@ -552,17 +598,6 @@ class RedBeat:
 
         return RedBeatSchedulerEntry(name, "system.sleep", schedule(run_every=every, app=self.app),
                                      args=[tag], app=self.app, last_run_at=last_run_at)
-
-    @staticmethod
-    def tag_of(headers: dict) -> int | None:
-        try:
-            args = ast.literal_eval(headers.get("argsrepr") or "")
-            return int(args[0])
-        except (ValueError, SyntaxError, TypeError, IndexError):
-            return None
-
-    def matcher(self, tag: int):
-        return lambda headers: self.tag_of(headers) == tag
 
     def bulk_entries(self, count: int, prefix: str) -> float:
         started = time.perf_counter()
@@ -589,24 +624,12 @@ class RedBeat:
         pipe.execute()
         return time.perf_counter() - started
 
-    def lateness(self, items: list[tuple[float, dict]]) -> list[float]:
-        """received - due, for the first message of each entry."""
-        out = {}
-        for received, headers in items:
-            tag = self.tag_of(headers)
-            if tag in self.first_due and tag not in out:
-                out[tag] = received - self.first_due[tag]
-        return list(out.values())
-
     def overdue(self, count: int, every: float, down: float) -> list[str]:
         """Entries whose last run was `down` seconds ago (the beat is stopped)."""
         last = datetime.now(timezone.utc) - timedelta(seconds=down)
         for i in range(count):
             self.entry(f"overdue-{i:06d}", timedelta(seconds=every), 10_000_000 + i, last_run_at=last).save()
         return ["celery"]
-
-    def catch_up_split(self, items) -> dict[str, int]:
-        return {"celery": len(items)}
 
     def marker(self):
         tag = next(self.tags)
@@ -638,13 +661,6 @@ class RedBeat:
         self._await(tag, t0, max(t0, created + 1.0), result, listener)
         entry.delete()  # it would go on every second
         time.sleep(SETTLE)
-
-    def _await(self, tag: int, t0: float, due: float, result: Latency, listener: Listener) -> None:
-        received = listener.wait(self.matcher(tag))
-        if received is None:
-            result.failures += 1
-        else:
-            result.samples.append(received - max(t0, due))
 
     def pause(self, label: str, i: int, result: Latency, listener: Listener, rng: random.Random) -> None:
         tag = next(self.tags)
@@ -692,7 +708,7 @@ class RedBeat:
 # -- Celery's own beat (PersistentScheduler) ----------------------------------------------
 
 
-class Persistent:
+class Persistent(Tagged):
     """Celery's default beat: the schedule is a setting, read when the beat starts."""
 
     name = "celery PersistentScheduler"
@@ -730,14 +746,6 @@ class Persistent:
         self.stop_beat()
         self.broker.close()
 
-    def listener(self) -> "Listener":
-        return Listener(self.stack.broker_url)
-
-    tag_of = staticmethod(lambda headers: RedBeat.tag_of(headers))
-
-    def matcher(self, tag: int):
-        return lambda headers: self.tag_of(headers) == tag
-
     def schedule_many(self, count: int, prefix: str, first_due, every: float, tag_base: int = 0) -> float:
         """Add entries (applied when the beat next starts): entry i first due at first_due(i)."""
         for i in range(count):
@@ -750,16 +758,11 @@ class Persistent:
         now = time.time()
         return self.schedule_many(count, prefix, lambda i: now + 86400, 86400, tag_base=30_000_000)
 
-    lateness = RedBeat.lateness
-
     def overdue(self, count: int, every: float, down: float) -> list[str]:
         last = time.time() - down
         for i in range(count):
             self.entries.append([f"overdue-{i:06d}", every, 10_000_000 + i, last])
         return ["celery"]
-
-    def catch_up_split(self, items) -> dict[str, int]:
-        return {"celery": len(items)}
 
     def marker(self):
         tag = next(self.tags)

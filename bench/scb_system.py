@@ -16,7 +16,6 @@ beat last reloaded its schedule.)
 
 from __future__ import annotations
 
-import ast
 import itertools
 import json
 import math
@@ -29,7 +28,7 @@ from typing import Callable
 
 import redis
 
-from bench.beat_bench import (SETTLE, WAIT, Burst, Latency, Listener, log, measure_burst,
+from bench.beat_bench import (SETTLE, WAIT, Burst, Latency, Listener, Tagged, log, measure_burst,
                               sleep_until, spawn_beat, stop_beat)
 from tests.processes import CeleryStack, RedisServer
 
@@ -42,7 +41,7 @@ def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-class SqlaBeat:
+class SqlaBeat(Tagged):
     """A sqlalchemy-celery-beat DatabaseScheduler beat on the same Celery app, and its models here."""
 
     name = "sqlalchemy-celery-beat"
@@ -62,7 +61,7 @@ class SqlaBeat:
         self.broker = redis.Redis.from_url(self.stack.broker_url)
         self.tags = itertools.count(1)
         self._intervals: dict[tuple, int] = {}  # (every, period) -> IntervalSchedule id
-        self.first_due: dict[int, tuple[float, float]] = {}  # tag -> (first due, every)
+        self.first_due: dict[int, float] = {}  # tag -> first due instant
         # The library's own session factory (a NullPool engine outside a forked worker).
         manager = SessionManager()
         self.engine, self.Session = manager.create_session(self.dburi, **engine_options(self.dburi))
@@ -168,29 +167,6 @@ class SqlaBeat:
             session.commit()
         return time.perf_counter() - started
 
-    @staticmethod
-    def tag_of(headers: dict) -> int | None:
-        try:
-            args = ast.literal_eval(headers.get("argsrepr") or "")
-            return int(args[0])
-        except (ValueError, SyntaxError, TypeError, IndexError):
-            return None
-
-    def matcher(self, tag: int):
-        return lambda headers: self.tag_of(headers) == tag
-
-    def listener(self) -> Listener:
-        return Listener(self.stack.broker_url)
-
-    def lateness(self, items: list[tuple[float, dict]]) -> list[float]:
-        """received - due, for the first message of each of schedule_many's schedules."""
-        out = {}
-        for received, headers in items:
-            tag = self.tag_of(headers)
-            if tag in self.first_due and tag not in out:
-                out[tag] = received - self.first_due[tag][0]
-        return list(out.values())
-
     # -- bulk schedules
 
     def bulk_entries(self, count: int, prefix: str) -> float:
@@ -207,7 +183,7 @@ class SqlaBeat:
             out = []
             for i in range(count):
                 due, tag = first_due(i), tag_base + i
-                self.first_due[tag] = (due, every)
+                self.first_due[tag] = due
                 out.append(self.row(tag, f"{prefix}-{tag:06d}", every_id, utc(due - every)))
             return out
 
@@ -221,9 +197,6 @@ class SqlaBeat:
         last_run = time.time() - down
         self.schedule_many(count, "overdue", lambda i: last_run + every, every, tag_base=10_000_000)
         return ["celery"]
-
-    def catch_up_split(self, items) -> dict[str, int]:
-        return {"celery": len(items)}  # Celery's is_due: no misfire policy
 
     def marker(self):
         """Add a task due now (for the cold start); return its matcher and due instant."""
@@ -263,13 +236,6 @@ class SqlaBeat:
         self._await(tag, t0, max(t0, created + 1.0), result, listener)
         self._delete(task_id)  # it would go on every second
         time.sleep(SETTLE)
-
-    def _await(self, tag: int, t0: float, due: float, result: Latency, listener: Listener) -> None:
-        received = listener.wait(self.matcher(tag))
-        if received is None:
-            result.failures += 1
-        else:
-            result.samples.append(received - max(t0, due))
 
     def _get(self, session, task_id: int):
         from sqlalchemy_celery_beat.models import PeriodicTask

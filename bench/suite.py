@@ -58,7 +58,7 @@ APPLIES = {
 FULL = {
     "samples": 10, "loads": [0, 10_000, 100_000], "bursts": [1_000, 10_000, 50_000],
     # Beyond these a system's burst takes many minutes (see bench/README.md): not run.
-    "burst_max": {"embedded": 10_000, "sqlalchemy-celery-beat": 10_000}, "steady": 5_000, "steady_period": 180.0, "cold": 100_000,
+    "burst_max": {"embedded": 10_000, "sqlalchemy-celery-beat": 10_000, "persistent": 10_000}, "steady": 3_300, "steady_period": 120.0, "cold": 100_000,
     "catch_up": 1_000, "catch_up_window": 20.0, "admin_sizes": [10_000, 100_000],
     "admin_duration": 10.0, "loop": 5.0, "lead": 4.0,
 }
@@ -119,8 +119,10 @@ def ratio(ours: float | None, theirs: float | None) -> str:
 class Context:
     """What every scenario needs: the Redis server, a folder, fresh database numbers."""
 
-    def __init__(self, server: RedisServer, folder: Path, sizes: dict, systems: list[str], rng):
-        self.server, self.folder, self.sizes, self.systems, self.rng = server, folder, sizes, systems, rng
+    def __init__(self, server: RedisServer, folder: Path, sizes: dict, systems: list[str],
+                 side_by_side: bool = False):
+        self.server, self.folder, self.sizes, self.systems = server, folder, sizes, systems
+        self.side_by_side = side_by_side
 
     def system(self, name: str, start: bool = True):
         return make_system(name, self.server, self.folder, start=start)
@@ -128,17 +130,28 @@ class Context:
     def each(self, scenario: str):
         return [s for s in self.systems if s in APPLIES[scenario]]
 
+    def run(self, scenario: str, work) -> list:
+        """Call work(name, rng) for each system of the scenario, in order; in quick mode side
+        by side (threads: the systems are processes of their own) to keep the run short."""
+        names = self.each(scenario)
+        rngs = [random.Random(20240601 + i) for i in range(len(names))]
+        if not self.side_by_side or len(names) < 2:
+            return [work(name, rng) for name, rng in zip(names, rngs)]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(names)) as pool:
+            return list(pool.map(work, names, rngs))
+
 
 # -- 1. change to effect -------------------------------------------------------------------
 
 
 def scenario_change(ctx: Context) -> dict:
     samples = ctx.sizes["samples"]
-    results: list[Latency] = []
-    labels, setup = {}, []
-    for name in ctx.each("change"):
+
+    def work(name, rng):
+        results, setup = [], []
         system = ctx.system(name)
-        labels[system.name] = label(system)
         try:
             loaded = 0
             for load in ctx.sizes["loads"]:
@@ -159,9 +172,17 @@ def scenario_change(ctx: Context) -> dict:
                     setup.append([system.name, f"first change after loading {load:,}",
                                   ms(probe.samples[0]) if probe.samples else "no effect in 600 s"])
                 log(f"{system.name}: change to effect, {load:,} other schedules, {samples} samples")
-                results += bb.change_to_effect(system, f"l{load}", load, samples, ctx.rng, gap(name, ctx.sizes))
+                results += bb.change_to_effect(system, f"l{load}", load, samples, rng, gap(name, ctx.sizes))
         finally:
             system.close()
+        return system.name, label(system), results, setup
+
+    results: list[Latency] = []
+    labels, setup = {}, []
+    for system_name, system_label, their_results, their_setup in ctx.run("change", work):
+        labels[system_name] = system_label
+        results += their_results
+        setup += their_setup
     tables = []
     by = {(r.system, r.scenario, r.load): r for r in results}
     for scenario in bb.SCENARIOS:
@@ -202,21 +223,27 @@ def scenario_change(ctx: Context) -> dict:
 def scenario_burst(ctx: Context) -> dict:
     bursts, labels, skipped = [], {}, []
     for size in ctx.sizes["bursts"]:
-        for name in ctx.each("burst"):
+        def work(name, _rng):
             limit = ctx.sizes["burst_max"].get(name)
             if limit is not None and size > limit:
-                skipped.append(f"{name}: the burst of {size:,} is not run (limit {limit:,}: see bench/README.md)")
-                continue
+                return f"{name}: the burst of {size:,} is not run (limit {limit:,}: see bench/README.md)"
             system = ctx.system(name)
-            labels[system.name] = label(system)
             try:
                 lead = ctx.sizes["lead"] + size * 0.0006 + (size * 0.0004 if name in ("redbeat", "sqlalchemy-celery-beat") else 0)
                 log(f"{system.name}: burst of {size:,} due at T (setup + {lead:.0f}s)")
                 result = system.burst(size, lead)
-                log(f"  T->first {ms(result.first)}  T->last {ms(result.last)}  rate {result.rate or 0:,.0f}/s {result.note}")
-                bursts.append(result)
+                log(f"  {system.name}: T->first {ms(result.first)}  T->last {ms(result.last)}  "
+                    f"rate {result.rate or 0:,.0f}/s {result.note}")
+                return system, result
             finally:
                 system.close()
+
+        for outcome in ctx.run("burst", work):
+            if isinstance(outcome, str):
+                skipped.append(outcome)
+            else:
+                labels[outcome[0].name] = label(outcome[0])
+                bursts.append(outcome[1])
     rows = []
     for b in bursts:
         ours = next((o for o in bursts if o.system == "ours" and o.jobs == b.jobs), None)
@@ -275,8 +302,8 @@ class ProcessSampler:
 
 def scenario_steady(ctx: Context) -> dict:
     count, period = ctx.sizes["steady"], ctx.sizes["steady_period"]
-    measured = []
-    for name in ctx.each("steady"):
+
+    def work(name, _rng):
         system = ctx.system(name, start=False)
         try:
             lead = ctx.sizes["lead"] + count * 0.0008
@@ -297,12 +324,14 @@ def scenario_steady(ctx: Context) -> dict:
             finally:
                 listener.close()
             late = system.lateness(items)
-            firsts = len(late)
-            measured.append((system, late, firsts, cpu, rss))
-            log(f"  published {firsts:,}/{count:,}  p50 {ms(percentile(late, 50))}  p99 {ms(percentile(late, 99))}  "
-                f"max {ms(max(late) if late else None)}  CPU {cpu:.1%}  RSS {rss / 2**20:.0f} MiB")
+            log(f"  {system.name}: published {len(late):,}/{count:,}  p50 {ms(percentile(late, 50))}  "
+                f"p99 {ms(percentile(late, 99))}  max {ms(max(late) if late else None)}  CPU {cpu:.1%}  "
+                f"RSS {rss / 2**20:.0f} MiB")
+            return system, late, len(late), cpu, rss
         finally:
             system.close()
+
+    measured = ctx.run("steady", work)
     ours = next((m for m in measured if m[0].name == "ours"), None)
     rows = []
     for system, late, firsts, cpu, rss in measured:
@@ -327,7 +356,8 @@ def scenario_steady(ctx: Context) -> dict:
 def scenario_cold(ctx: Context) -> dict:
     size, jobs, window = ctx.sizes["cold"], ctx.sizes["catch_up"], ctx.sizes["catch_up_window"]
     cold_rows, catch_rows, firsts = [], [], {}
-    for name in ctx.each("cold"):
+
+    def work(name, _rng):
         system = ctx.system(name, start=False)
         try:
             took = system.bulk_entries(size, "cold")
@@ -341,9 +371,7 @@ def scenario_cold(ctx: Context) -> dict:
             finally:
                 listener.close()
             first = received - t0 if received else None
-            firsts[system.name] = first
-            log(f"  first publish {ms(first)} after the start")
-            cold_rows.append([label(system), f"{size:,}", ms(first)])
+            log(f"  {system.name}: first publish {ms(first)} after the start")
         finally:
             system.close()
         system = ctx.system(name, start=False)
@@ -360,15 +388,20 @@ def scenario_cold(ctx: Context) -> dict:
             finally:
                 listener.close()
             split = system.catch_up_split(items)
-            per = jobs // len(policies)
-            for policy in policies:
-                what = {"celery": "(Celery's is_due: no policy)", "run_once": "misfire policy run_once",
-                        "skip": "misfire policy skip"}[policy]
-                catch_rows.append([label(system), what, f"{per:,}", f"{split.get(policy, 0):,}",
-                                   f"{split.get(policy, 0) / per:.2f}"])
-            log(f"  sends in {window:g}s: {split}")
+            log(f"  {system.name}: sends in {window:g}s: {split}")
         finally:
             system.close()
+        return system, first, policies, split
+
+    for system, first, policies, split in ctx.run("cold", work):
+        firsts[system.name] = first
+        cold_rows.append([label(system), f"{size:,}", ms(first)])
+        per = jobs // len(policies)
+        for policy in policies:
+            what = {"celery": "(Celery's is_due: no policy)", "run_once": "misfire policy run_once",
+                    "skip": "misfire policy skip"}[policy]
+            catch_rows.append([label(system), what, f"{per:,}", f"{split.get(policy, 0):,}",
+                               f"{split.get(policy, 0) / per:.2f}"])
     for row in cold_rows:
         theirs = next((v for k, v in firsts.items() if row[0].startswith(k)), None)
         row.append("" if row[0] == "ours" else ratio(firsts.get("ours"), theirs))
@@ -476,7 +509,7 @@ def main() -> int:
         log(f"redis-server pid {server.process.pid} on port {server.port}; files in {folder}")
         machine = bb.machine()
         for scenario in scenarios:
-            ctx = Context(server, folder, sizes, systems, random.Random(20240601))
+            ctx = Context(server, folder, sizes, systems, side_by_side=args.quick)
             started = datetime.now(timezone.utc)
             log(f"== {scenario}")
             try:
@@ -494,6 +527,10 @@ def main() -> int:
                 server.process and redis_flush(server)
             data.update(scenario=scenario, date=f"{started:%Y-%m-%d %H:%M} UTC", command=command,
                         commit=bb.product_commit(), machine=machine)
+            if ctx.side_by_side and scenario != "admin":
+                data.setdefault("notes", []).append(
+                    "quick mode: the systems ran side by side on 2 cores, each slowed by the "
+                    "others, with a 1 s loop for the polling beats: a smoke test, not figures")
             (results_dir / f"{scenario}.json").write_text(json.dumps(data, indent=1))
             for table in data["tables"]:
                 print(render_text(*table), end="\n\n", flush=True)
