@@ -395,10 +395,12 @@ class Ours:
         return out
 
     def overdue(self, count: int, every: float, down: float) -> list[str]:
-        """With the beat stopped: jobs whose last instant was `down` seconds ago, half of them
-        with each misfire policy. Returns the labels the catch-up counts are split by."""
+        """With the beat stopped: jobs whose last instant was `down` + every/2 seconds ago (the
+        beat went down `down` s ago), half of them with each misfire policy. Returns the labels the catch-up counts are split by."""
         now = time.time()
-        first_missed = lambda i: now - down + every + (i % 1000) / 1000  # noqa: E731
+        # The beat went down `down` s ago, half a period after an instant: the next regular
+        # instant after the restart is half a period away, not a coincidence with the start.
+        first_missed = lambda i: now - down + every / 2 + (i % 1000) / 1000  # noqa: E731
         half = count // 2
         self.schedule_many(half, "overdue-run-once", first_missed, every, misfire_policy="run_once")
         self.schedule_many(count - half, "overdue-skip", first_missed, every, tag_base=half,
@@ -626,7 +628,7 @@ class RedBeat(Tagged):
 
     def overdue(self, count: int, every: float, down: float) -> list[str]:
         """Entries whose last run was `down` seconds ago (the beat is stopped)."""
-        last = datetime.now(timezone.utc) - timedelta(seconds=down)
+        last = datetime.now(timezone.utc) - timedelta(seconds=down + every / 2)  # as Ours.overdue
         for i in range(count):
             self.entry(f"overdue-{i:06d}", timedelta(seconds=every), 10_000_000 + i, last_run_at=last).save()
         return ["celery"]
@@ -759,7 +761,7 @@ class Persistent(Tagged):
         return self.schedule_many(count, prefix, lambda i: now + 86400, 86400, tag_base=30_000_000)
 
     def overdue(self, count: int, every: float, down: float) -> list[str]:
-        last = time.time() - down
+        last = time.time() - down - every / 2  # as Ours.overdue
         for i in range(count):
             self.entries.append([f"overdue-{i:06d}", every, 10_000_000 + i, last])
         return ["celery"]

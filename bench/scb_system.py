@@ -194,7 +194,7 @@ class SqlaBeat(Tagged):
         (the state after the beat was down that long). Returns the labels of catch_up_split."""
         if self.beat is not None and self.beat.poll() is None:
             raise RuntimeError("overdue() needs the beat stopped (stop_beat() or start=False)")
-        last_run = time.time() - down
+        last_run = time.time() - down - every / 2  # as Ours.overdue
         self.schedule_many(count, "overdue", lambda i: last_run + every, every, tag_base=10_000_000)
         return ["celery"]
 

@@ -408,8 +408,9 @@ def scenario_cold(ctx: Context) -> dict:
     return {"tables": [
         (f"Cold start: the beat starts with {size:,} schedules loaded; time from its start to the first publish",
          ["system", "schedules", "start to first publish", "ours / this"], cold_rows),
-        (f"Catch-up: the beat was down 10 minutes (the state is set as after 10 minutes down: each job's "
-         f"last instant 600 s ago, every 60 s); sends in the first {window:g} s after the start",
+        (f"Catch-up: the beat was down 10 minutes (the state is set as after 10 minutes down: jobs every "
+         f"60 s, the last instant run 630 s ago, 10 instants missed, the next one 30 s after the "
+         f"start); sends in the first {window:g} s after the start",
          ["system", "jobs", "how", "sends", "sends per job (10 instants missed)"],
          [[r[0], r[2], r[1], r[3], r[4]] for r in catch_rows]),
     ], "params": {"cold schedules": size, "catch-up jobs": jobs}}
