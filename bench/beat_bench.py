@@ -148,6 +148,7 @@ class Listener:
 
     def __init__(self, url: str):
         self.client = redis.Redis.from_url(url, socket_timeout=10)
+        self.timeout = WAIT  # how long wait() waits for a message by default
         self.messages: queue_mod.Queue = queue_mod.Queue()
         self.unmatched = 0
         self._stop = threading.Event()
@@ -178,8 +179,8 @@ class Listener:
             return None
 
     def wait(self, match, timeout: float | None = None) -> float | None:
-        """Return when the first message that matches arrived, or None after the timeout (WAIT)."""
-        deadline = time.time() + (WAIT if timeout is None else timeout)
+        """Return when the first message that matches arrived, or None after the timeout."""
+        deadline = time.time() + (self.timeout if timeout is None else timeout)
         while (item := self.next(deadline)) is not None:
             if match(item[1]):
                 return item[0]
@@ -215,6 +216,16 @@ class Latency:
     leaks: int = 0  # pause: messages published after the pause call returned
     during: int = 0  # pause: messages published while the pause call was running
     note: str = ""
+
+
+def watch_pause(result: Latency, listener, match, t0: float, returned: float, due: float) -> None:
+    """After a pause call (t0..returned) of a job due at `due`: note the call's time, and the
+    job's messages published during it and after it (until due + PAUSE_WATCH)."""
+    times = listener.collect(match, until=due + PAUSE_WATCH)
+    result.calls.append(returned - t0)
+    result.samples.append(returned - t0)
+    result.leaks += sum(t > returned for t in times)
+    result.during += sum(t0 < t <= returned for t in times)
 
 
 @dataclass
@@ -468,12 +479,7 @@ class Ours:
         sleep_until(due - rng.uniform(0.0, 0.1))
         t0 = time.time()
         service.pause(job.id, "bench")
-        returned = time.time()
-        times = listener.collect(self.matcher(job.id), until=due + PAUSE_WATCH)
-        result.calls.append(returned - t0)
-        result.samples.append(returned - t0)
-        result.leaks += sum(t > returned for t in times)
-        result.during += sum(t0 < t <= returned for t in times)
+        watch_pause(result, listener, self.matcher(job.id), t0, time.time(), due)
 
     def resume(self, label: str, i: int, result: Latency, listener: Listener, gap) -> None:
         from webapp.services import jobs as service
@@ -509,7 +515,22 @@ class Tagged:
     """What the Celery beats share: their entries send system.sleep with args=[tag], and the
     bench knows each tag's first due instant (self.first_due) and reads the tag back."""
 
-    first_due: dict[int, float]
+    def __init__(self, server: RedisServer, folder: Path, db_number: int, first_tag: int = 1):
+        self.stack = CeleryStack(folder, server, db_number)
+        self.stack.instance.mkdir(parents=True)
+        self.broker = redis.Redis.from_url(self.stack.broker_url)
+        self.tags = itertools.count(first_tag)
+        self.first_due: dict[int, float] = {}  # tag -> first due instant
+        self.beat: subprocess.Popen | None = None
+
+    def stop_beat(self) -> None:
+        if self.beat is not None:
+            stop_beat(self.beat)
+            self.beat = None
+
+    def close(self) -> None:
+        self.stop_beat()
+        self.broker.close()
 
     @staticmethod
     def tag_of(headers: dict) -> int | None:
@@ -557,13 +578,8 @@ class RedBeat(Tagged):
     def __init__(self, server: RedisServer, folder: Path, db_number: int, start: bool = True):
         from bench.redbeat_app import make_app
 
-        self.stack = CeleryStack(folder, server, db_number)
-        self.stack.instance.mkdir(parents=True)
+        super().__init__(server, folder, db_number)
         self.app = make_app(self.stack.broker_url)
-        self.broker = redis.Redis.from_url(self.stack.broker_url)
-        self.tags = itertools.count(1)
-        self.beat = None
-        self.first_due: dict[int, float] = {}
         if start:
             self.start_beat()
 
@@ -577,8 +593,7 @@ class RedBeat(Tagged):
 
     def stop_beat(self) -> None:
         if self.beat is not None:
-            stop_beat(self.beat)
-            self.beat = None
+            super().stop_beat()
             self.broker.delete(self.app.redbeat_conf.lock_key)  # as after its lock expires
 
     @property
@@ -588,9 +603,8 @@ class RedBeat(Tagged):
         return MAX_LOOP_INTERVAL
 
     def close(self) -> None:
-        self.stop_beat()
+        super().close()
         self.app.close()
-        self.broker.close()
 
     # -- helpers
 
@@ -673,12 +687,7 @@ class RedBeat(Tagged):
         sleep_until(due - rng.uniform(0.0, 0.1))
         t0 = time.time()
         entry.delete()
-        returned = time.time()
-        times = listener.collect(self.matcher(tag), until=due + PAUSE_WATCH)
-        result.calls.append(returned - t0)
-        result.samples.append(returned - t0)
-        result.leaks += sum(t > returned for t in times)
-        result.during += sum(t0 < t <= returned for t in times)
+        watch_pause(result, listener, self.matcher(tag), t0, time.time(), due)
 
     def resume(self, label: str, i: int, result: Latency, listener: Listener, gap) -> None:
         tag = next(self.tags)
@@ -718,14 +727,9 @@ class Persistent(Tagged):
     def __init__(self, server: RedisServer, folder: Path, db_number: int, start: bool = True):
         from bench.persistent_app import MAX_LOOP_INTERVAL
 
-        self.stack = CeleryStack(folder, server, db_number)
-        self.stack.instance.mkdir(parents=True)
+        super().__init__(server, folder, db_number, first_tag=20_000_000)
         self.max_interval = MAX_LOOP_INTERVAL
-        self.broker = redis.Redis.from_url(self.stack.broker_url)
         self.entries: list[list] = []
-        self.first_due: dict[int, float] = {}
-        self.tags = itertools.count(20_000_000)
-        self.beat = None
         if start:
             self.start_beat()
 
@@ -738,15 +742,6 @@ class Persistent(Tagged):
                                 str(self.stack.folder / "celerybeat-schedule"), "--max-interval",
                                 str(int(self.max_interval)), "--loglevel", "INFO"],
                                PERSISTENT_SCHEDULE=str(schedule))
-
-    def stop_beat(self) -> None:
-        if self.beat is not None:
-            stop_beat(self.beat)
-            self.beat = None
-
-    def close(self) -> None:
-        self.stop_beat()
-        self.broker.close()
 
     def schedule_many(self, count: int, prefix: str, first_due, every: float, tag_base: int = 0) -> float:
         """Add entries (applied when the beat next starts): entry i first due at first_due(i)."""
@@ -789,6 +784,7 @@ class DbListener:
 
     def __init__(self, database: Path):
         self.database = database
+        self.timeout = WAIT
         self.messages: queue_mod.Queue = queue_mod.Queue()
         self.unmatched = 0
         self._stop = threading.Event()

@@ -16,21 +16,17 @@ beat last reloaded its schedule.)
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import random
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import redis
-
 from bench.beat_bench import (SETTLE, WAIT, Burst, Latency, Listener, Tagged, log, measure_burst,
-                              sleep_until, spawn_beat, stop_beat)
-from tests.processes import CeleryStack, RedisServer
+                              sleep_until, spawn_beat, watch_pause)
+from tests.processes import RedisServer
 
 DAY = 86400
 SCHEDULER = "sqlalchemy_celery_beat.schedulers:DatabaseScheduler"
@@ -52,23 +48,18 @@ class SqlaBeat(Tagged):
 
         from bench.scb_app import engine_options
 
-        self.stack = CeleryStack(folder, server, db_number)
-        self.stack.instance.mkdir(parents=True)
+        super().__init__(server, folder, db_number)
         self.db_number = db_number
         self.db_path = self.stack.instance / "scb-schedule.db"
         self.dburi = f"sqlite:///{self.db_path}"
         self.ready_file = self.stack.folder / "scb-beat.ready"
-        self.broker = redis.Redis.from_url(self.stack.broker_url)
-        self.tags = itertools.count(1)
         self._intervals: dict[tuple, int] = {}  # (every, period) -> IntervalSchedule id
-        self.first_due: dict[int, float] = {}  # tag -> first due instant
         # The library's own session factory (a NullPool engine outside a forked worker).
         manager = SessionManager()
         self.engine, self.Session = manager.create_session(self.dburi, **engine_options(self.dburi))
         manager.prepare_models(self.engine)  # creates its tables
         with self.engine.connect() as conn:  # like the admin's SQLite (persistent in the file)
             conn.execute(text("PRAGMA journal_mode=WAL"))
-        self.beat: subprocess.Popen | None = None
         if start:
             self.start_beat()
 
@@ -97,16 +88,10 @@ class SqlaBeat(Tagged):
                 raise AssertionError(f"timed out after {WAIT}s waiting for the beat to start")
             time.sleep(0.02)
 
-    def stop_beat(self) -> None:
-        """Stop the beat (SIGTERM: it writes its pending last_run_at values first)."""
-        if self.beat is not None:
-            stop_beat(self.beat)
-            self.beat = None
-
     def close(self) -> None:
-        self.stop_beat()
+        """Stop the beat (SIGTERM: it writes its pending last_run_at values first)."""
+        super().close()
         self.engine.dispose()
-        self.broker.close()
 
     # -- helpers
 
@@ -261,12 +246,7 @@ class SqlaBeat(Tagged):
         with self.Session() as session:
             self._get(session, task_id).enabled = False  # its pause
             session.commit()
-        returned = time.time()
-        times = listener.collect(self.matcher(tag), until=due + 3.0)
-        result.calls.append(returned - t0)
-        result.samples.append(returned - t0)
-        result.leaks += sum(t > returned for t in times)
-        result.during += sum(t0 < t <= returned for t in times)
+        watch_pause(result, listener, self.matcher(tag), t0, time.time(), due)
 
     def resume(self, label: str, i: int, result: Latency, listener: Listener, gap) -> None:
         tag = next(self.tags)

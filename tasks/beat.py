@@ -279,7 +279,7 @@ class RedisBeatScheduler(Scheduler):
         self._heartbeat_at, self._heartbeat_role = now, role
         self.store.heartbeat(self.beat_id, {
             "host": socket.gethostname(), "pid": os.getpid(),
-            "role": "leader" if self.lease else "standby", "heartbeat": now,
+            "role": role, "heartbeat": now,
             "last_tick": self._stats["last_tick"], "last_sent": self._stats["last_sent"],
             "sent": self._stats["sent"], "since": self._stats["since"],
         })

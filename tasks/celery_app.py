@@ -90,9 +90,10 @@ def create_celery(broker: str | None = None, backend: str | None = None) -> Cele
         beat_max_loop_interval=1,
         timezone="UTC",
     )
-    # Run messages are pushed straight to Redis (tasks.publish) unless this says false.
-    # (None: decide on the first send, once the app's broker settings are final.)
-    app.fast_publish = None if _env("CELERY_FAST_PUBLISH", "true").lower() not in ("0", "false", "no") else False
+    # Run messages are pushed straight to Redis (tasks.publish) when the broker allows it,
+    # unless CELERY_FAST_PUBLISH says false.
+    app.fast_publish = (_env("CELERY_FAST_PUBLISH", "true").lower() not in ("0", "false", "no")
+                        and publish.raw_capable(app))
     app._run_publisher = None
     for task_type in registry.load().values():
         _register(app, task_type)
@@ -138,10 +139,8 @@ def send_runs(app: Celery, queued: Iterable[Any]) -> int:
                       options["kwargs"]))
     if not items:
         return 0
-    if app.fast_publish is None:  # decided once per app: its broker settings do not change
-        app.fast_publish = publish.raw_capable(app)
     if app.fast_publish:
-        if getattr(app, "_run_publisher", None) is None:
+        if app._run_publisher is None:
             app._run_publisher = publish.RedisPublisher(app)
         return app._run_publisher.publish(items)
     # kombu's publish batch pipelines the Redis writes (one round trip per 1000 messages).
@@ -166,7 +165,7 @@ def reset_publisher(app: Celery) -> None:
 
 def close_publisher(app: Celery) -> None:
     """Close the fast publisher's Redis connections, if it has any."""
-    publisher, app._run_publisher = getattr(app, "_run_publisher", None), None
+    publisher, app._run_publisher = app._run_publisher, None
     if publisher is not None:
         try:
             publisher.close()

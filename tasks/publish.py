@@ -43,7 +43,6 @@ class RedisPublisher:
     """Publish run messages into kombu's Redis queue lists (one list per queue, priority 0)."""
 
     def __init__(self, app):
-        self.app = app
         self.client = redis.Redis.from_url(app.conf.broker_url, socket_timeout=10,
                                            socket_connect_timeout=5, health_check_interval=10)
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
@@ -82,14 +81,12 @@ class RedisPublisher:
         Within a queue the order is kept: LPUSH adds at the head and workers BRPOP the tail.
         """
         by_queue: dict[str, list[bytes]] = defaultdict(list)
-        count = 0
         for run_id, task, queue, soft, hard, kwargs in items:
             by_queue[queue].append(self.message(run_id, task, queue, soft, hard, kwargs))
-            count += 1
-        pipe = self.client.pipeline(transaction=False)
-        for queue, messages in by_queue.items():
-            for start in range(0, len(messages), _PIPELINE_CHUNK):
-                pipe.lpush(queue, *messages[start:start + _PIPELINE_CHUNK])
-        if count:
+        if by_queue:
+            pipe = self.client.pipeline(transaction=False)
+            for queue, messages in by_queue.items():
+                for start in range(0, len(messages), _PIPELINE_CHUNK):
+                    pipe.lpush(queue, *messages[start:start + _PIPELINE_CHUNK])
             pipe.execute()
-        return count
+        return sum(map(len, by_queue.values()))

@@ -221,10 +221,8 @@ class ScheduleStore:
         """
         if timeout <= 0:
             return False
-        if timeout > BLPOP_SLACK:
-            if self.redis.blpop([self.wake_key], timeout=timeout - BLPOP_SLACK) is not None:
-                return True
-            return False  # the caller works out what is left and waits again
+        if timeout > BLPOP_SLACK:  # on a timeout the caller works out what is left and waits again
+            return self.redis.blpop([self.wake_key], timeout=timeout - BLPOP_SLACK) is not None
         time.sleep(timeout)
         return False
 
